@@ -1,0 +1,64 @@
+"""Names shared by the writer and the readers: metric aliases, legacy columns, run slugs.
+
+Kept free of heavy imports: the logger imports it in the training process.
+"""
+
+from __future__ import annotations
+
+import re
+
+# The prefixes tviz 0.2.x tried in front of a bare name, plus the one it missed
+# (tinker-cookbook writes the GRPO group signal as `env/all/by_group/frac_mixed`).
+_PREFIXES = ("", "env/all/", "optim/", "by_group/", "env/all/by_group/")
+
+
+def _aliases(*names: str) -> tuple[str, ...]:
+    out: list[str] = []
+    for name in names:
+        for prefix in _PREFIXES:
+            if prefix + name not in out:
+                out.append(prefix + name)
+    return tuple(out)
+
+
+# Column of the 0.2.x `steps` table -> the metric names that fill it, first match wins.
+# Every metric is also kept under its own name in `metrics`; these columns exist so that
+# the 0.2.x dashboard can still read files written by us.
+LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
+    "reward_mean": _aliases("reward_mean", "reward", "reward/total"),
+    "reward_std": _aliases("reward_std", "reward/std"),
+    "loss": _aliases("loss", "train_mean_nll", "loss:sum"),
+    "kl_divergence": _aliases(
+        "kl_divergence", "kl", "kl_sample_train", "kl_sample_train_v1", "kl_sample_train_v2"
+    ),
+    "entropy": _aliases("entropy"),
+    "learning_rate": _aliases("learning_rate", "lr"),
+    "ac_tokens_per_turn": _aliases("ac_tokens_per_turn"),
+    "ob_tokens_per_turn": _aliases("ob_tokens_per_turn"),
+    "total_ac_tokens": _aliases("total_ac_tokens"),
+    "total_turns": _aliases("total_turns"),
+    "sampling_time_mean": ("time/sampling_time_mean", "sampling_time_mean", "time/sample"),
+    "time_total": ("time/total", "time_total"),
+    "frac_mixed": _aliases("frac_mixed"),
+    "frac_all_good": _aliases("frac_all_good"),
+    "frac_all_bad": _aliases("frac_all_bad"),
+}
+
+LEGACY_INTEGER_COLUMNS = frozenset({"total_ac_tokens", "total_turns"})
+
+# Every name that lands in a legacy column; the rest go to the legacy `extras` JSON.
+LEGACY_ALIASES = frozenset(name for names in LEGACY_COLUMNS.values() for name in names)
+
+# Which metric a chart of "the reward" should use, best first.
+REWARD_METRICS = ("env/all/reward/total", "reward/total", "reward_mean", "reward", "env/all/reward")
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def run_slug(name: str | None, run_id: str) -> str:
+    """A file name for a run's page, safe whatever the name holds, unique by its id."""
+    safe_id = _UNSAFE.sub("-", str(run_id)).strip("-.") or "run"
+    base = _UNSAFE.sub("-", str(name or "")).strip("-.")[:60].rstrip("-.")
+    if not base or base == safe_id:
+        return safe_id
+    return f"{base}-{safe_id}"
