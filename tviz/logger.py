@@ -18,6 +18,7 @@ import json
 import math
 import os
 import queue
+import re
 import sqlite3
 import sys
 import threading
@@ -44,6 +45,7 @@ _COMMIT_INTERVAL = 0.1
 # Ops held in memory while the database cannot be written; past this, new ones are dropped.
 _MAX_PENDING = 200_000
 _NONFINITE_TEXT = {math.inf: "inf", -math.inf: "-inf"}
+_SURROGATES = re.compile("[\ud800-\udfff]")
 
 _ROLLOUT_FIELDS = ("group_idx", "image_path", "gt_lat", "gt_lon", "city", "country")
 _ROLLOUT_KNOWN = frozenset(
@@ -274,7 +276,7 @@ def _clean_text(text: Any) -> str | None:
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from a tokenizer: SQLite would refuse them
-        text = text.encode("utf-8", "replace").decode("utf-8")
+        text = _SURROGATES.sub("\ufffd", text)
     return text
 
 

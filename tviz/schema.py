@@ -189,14 +189,15 @@ def connect(path: str | Path, *, timeout: float = BUSY_TIMEOUT_S, create: bool =
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise SchemaError(_describe(path, exc)) from None
+        raise SchemaError(describe_error(path, exc)) from None
     except BaseException:
         conn.close()
         raise
     return conn
 
 
-def _describe(path: Path, exc: sqlite3.DatabaseError) -> str:
+def describe_error(path: Path, exc: sqlite3.Error) -> str:
+    """One line for a person about why `path` could not be used."""
     msg = str(exc)
     if "not a database" in msg or "malformed" in msg:
         return f"{path} is not a readable SQLite database ({msg})"

@@ -144,7 +144,9 @@ class Store:
     """Read a tviz database. Opening it upgrades a 0.2.x file in place (or, if the file is
     read-only, an in-memory copy of it)."""
 
-    def __init__(self, path: str | Path, *, timeout: float = schema.BUSY_TIMEOUT_S) -> None:
+    def __init__(
+        self, path: str | Path, *, timeout: float = schema.BUSY_TIMEOUT_S, read_only: bool = False
+    ) -> None:
         self.path = Path(path)
         if not self.path.exists():
             raise StoreError(f"no database at {self.path}")
@@ -152,7 +154,7 @@ class Store:
             raise StoreError(f"{self.path} is a directory, not a database file")
         if self.path.stat().st_size == 0:
             raise StoreError(f"{self.path} is empty: no tviz runs logged there yet")
-        self.conn = self._open(timeout)
+        self.conn = self._open_read_only(timeout) if read_only else self._open(timeout)
         self._depth = 0
 
     def _open(self, timeout: float) -> sqlite3.Connection:
@@ -161,16 +163,30 @@ class Store:
         except schema.SchemaError as exc:
             if "read-only" not in str(exc):
                 raise StoreError(str(exc)) from None
-        # A read-only 0.2.x file: upgrade a copy in memory, leave the file as it is.
+        return self._open_read_only(timeout)
+
+    def _open_read_only(self, timeout: float) -> sqlite3.Connection:
+        """Never write the file; an old schema is upgraded in an in-memory copy."""
         try:
-            src = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, timeout=timeout)
+            conn = sqlite3.connect(
+                f"file:{self.path}?mode=ro",
+                uri=True,
+                timeout=timeout,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            version = schema.schema_version(conn)
+            if version == schema.SCHEMA_VERSION:
+                return conn
             mem = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            src.backup(mem)
-            src.close()
+            conn.backup(mem)
+            conn.close()
             schema.migrate(mem)
             return mem
-        except (sqlite3.Error, schema.SchemaError) as exc:
-            raise StoreError(f"{self.path}: {exc}") from None
+        except sqlite3.Error as exc:
+            raise StoreError(schema.describe_error(self.path, exc)) from None
+        except schema.SchemaError as exc:
+            raise StoreError(str(exc)) from None
 
     def close(self) -> None:
         self.conn.close()

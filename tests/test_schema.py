@@ -1,0 +1,182 @@
+"""The database contract: 0.2.x tables kept, versioned forward migrations, clear refusals."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from tviz import schema
+from tviz.store import Store, StoreError
+
+LEGACY_TABLES = {
+    "runs": ["id", "name", "type", "modality", "config", "started_at", "ended_at"],
+    "steps": [
+        "id",
+        "run_id",
+        "step",
+        "reward_mean",
+        "reward_std",
+        "loss",
+        "kl_divergence",
+        "entropy",
+        "learning_rate",
+        "ac_tokens_per_turn",
+        "ob_tokens_per_turn",
+        "total_ac_tokens",
+        "total_turns",
+        "sampling_time_mean",
+        "time_total",
+        "frac_mixed",
+        "frac_all_good",
+        "frac_all_bad",
+        "extras",
+        "created_at",
+    ],
+    "rollouts": [
+        "id",
+        "run_id",
+        "step",
+        "group_idx",
+        "image_path",
+        "gt_lat",
+        "gt_lon",
+        "city",
+        "country",
+        "prompt_text",
+        "prompt_tokens",
+        "mean_reward",
+        "best_reward",
+        "created_at",
+    ],
+    "trajectories": [
+        "id",
+        "rollout_id",
+        "trajectory_idx",
+        "reward",
+        "output_text",
+        "output_tokens",
+        "logprobs",
+        "pred_lat",
+        "pred_lon",
+        "distance_km",
+        "step_rewards",
+        "created_at",
+    ],
+}
+
+
+def _columns(conn: sqlite3.Connection, table: str) -> list[str]:
+    return [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+
+
+def _dump(path: Path) -> dict[str, list[tuple]]:
+    conn = sqlite3.connect(path)
+    try:
+        return {
+            table: conn.execute(f"SELECT {', '.join(cols)} FROM {table} ORDER BY 1").fetchall()
+            for table, cols in LEGACY_TABLES.items()
+        }
+    finally:
+        conn.close()
+
+
+def test_new_database_has_legacy_tables_first_and_current_version(db_path: Path) -> None:
+    conn = schema.connect(db_path)
+    for table, columns in LEGACY_TABLES.items():
+        # The 0.2.x dashboard selects these by name: they must all be there, in order.
+        assert _columns(conn, table)[: len(columns)] == columns
+    assert schema.schema_version(conn) == schema.SCHEMA_VERSION
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
+
+
+def test_legacy_database_upgrades_in_place_without_losing_a_row(legacy_db: Path) -> None:
+    before = _dump(legacy_db)
+    assert sum(len(rows) for rows in before.values()) > 200  # 1 run, 12 steps, 48 + 192
+
+    schema.connect(legacy_db).close()
+
+    assert _dump(legacy_db) == before
+    conn = sqlite3.connect(legacy_db)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == schema.SCHEMA_VERSION
+    # Legacy columns and extras became named metrics, one per (step, name).
+    names = {r[0] for r in conn.execute("SELECT DISTINCT name FROM metrics")}
+    assert {"reward_mean", "kl_divergence", "frac_mixed", "custom/score"} <= names
+    assert (
+        conn.execute("SELECT count(*) FROM metrics WHERE name = 'reward_mean'").fetchone()[0] == 12
+    )
+    status, started, last = conn.execute("SELECT status, started_ts, last_ts FROM runs").fetchone()
+    assert status == "finished" and started is not None and last >= started
+
+
+def test_migration_is_idempotent(legacy_db: Path) -> None:
+    schema.connect(legacy_db).close()
+    first = sqlite3.connect(legacy_db).execute("SELECT count(*) FROM metrics").fetchone()[0]
+    schema.connect(legacy_db).close()
+    schema.migrate(schema.connect(legacy_db))
+    again = sqlite3.connect(legacy_db).execute("SELECT count(*) FROM metrics").fetchone()[0]
+    assert first == again > 0
+
+
+def test_legacy_database_is_read_through_the_store(legacy_db: Path) -> None:
+    with Store(legacy_db) as store:
+        (run,) = store.list_runs()
+        data = store.load_run(run.id)
+    assert (run.name, run.status, run.num_steps, run.last_step) == (
+        "legacy-text-1",
+        "finished",
+        12,
+        11,
+    )
+    assert run.num_trajectories == 192 and run.model == "meta-llama/Llama-3.2-1B"
+    assert data.reward_series() is not None and len(data.reward_series().values) == 12
+    assert len(data.rollouts) == 48 and all(len(r.trajectories) == 4 for r in data.rollouts)
+    assert data.config["env_type"] == "gsm8k"
+
+
+def test_read_only_store_reads_a_legacy_file_without_changing_it(legacy_db: Path) -> None:
+    original = legacy_db.read_bytes()
+    with Store(legacy_db, read_only=True) as store:
+        (run,) = store.list_runs()
+        assert run.num_trajectories == 192
+        assert len(store.load_run(run.id).metrics["reward_mean"].values) == 12
+    assert legacy_db.read_bytes() == original
+
+
+def test_newer_schema_is_refused_with_a_clear_error(db_path: Path) -> None:
+    schema.connect(db_path).close()
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {schema.SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(schema.SchemaError, match="newer tviz"):
+        schema.connect(db_path)
+    with pytest.raises(StoreError, match="newer tviz"):
+        Store(db_path)
+
+
+def test_garbage_and_foreign_files_are_refused(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"this is not sqlite at all" * 100)
+    with pytest.raises(schema.SchemaError, match="not a readable SQLite database"):
+        schema.connect(garbage)
+
+    foreign = tmp_path / "foreign.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.commit()
+    conn.close()
+    with pytest.raises(schema.SchemaError, match="no tviz runs"):
+        schema.connect(foreign)
+    # ... and nothing of ours was added to someone else's database.
+    tables = {r[0] for r in sqlite3.connect(foreign).execute("SELECT name FROM sqlite_master")}
+    assert tables == {"invoices"}
+
+
+def test_default_path_follows_the_environment(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TVIZ_DB_PATH", str(tmp_path / "x.db"))
+    assert schema.default_db_path() == tmp_path / "x.db"
+    monkeypatch.delenv("TVIZ_DB_PATH")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert schema.default_db_path() == tmp_path / ".tviz" / "tviz.db"
