@@ -31,7 +31,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from tviz import __version__, schema
-from tviz.names import LEGACY_ALIASES, LEGACY_COLUMNS, LEGACY_INTEGER_COLUMNS, run_slug
+from tviz.names import LEGACY_INDEX, LEGACY_INTEGER_COLUMNS, run_slug
 
 __all__ = ["TvizLogger", "TvizWarning"]
 
@@ -45,6 +45,9 @@ _COMMIT_INTERVAL = 0.1
 # Ops held in memory while the database cannot be written; past this, new ones are dropped.
 _MAX_PENDING = 200_000
 _NONFINITE_TEXT = {math.inf: "inf", -math.inf: "-inf"}
+_NONFINITE_TEXTS = frozenset({"nan", "inf", "-inf"})
+# Ops whose last element is the time they were logged: they move the run's last_ts.
+_TIMED_OPS = frozenset({"metrics", "rollouts", "text"})
 _SURROGATES = re.compile("[\ud800-\udfff]")
 
 _ROLLOUT_FIELDS = ("group_idx", "image_path", "gt_lat", "gt_lon", "city", "country")
@@ -248,17 +251,20 @@ def _plain(value: Any) -> Any:
 
 def _metric_cell(value: Any) -> tuple[float | None, str | None]:
     """(value, text) for the metrics table; see schema.V1_DDL."""
-    value = _plain(value)
-    if isinstance(value, (bool, int, float)):
-        number = float(value)
-        if math.isfinite(number):
-            return number, None
-        return None, _NONFINITE_TEXT.get(number, "nan")
-    if value is None:
-        return None, None
-    if isinstance(value, str):
-        return None, _clean_text(value)
-    return None, _to_json(value)
+    kind = type(value)
+    if kind is not float and kind is not int:  # the common case skips all this
+        value = _plain(value)
+        if isinstance(value, (bool, int, float)):
+            value = float(value)
+        elif value is None:
+            return None, None
+        elif isinstance(value, str):
+            return None, _clean_text(value)
+        else:
+            return None, _to_json(value)
+    if math.isfinite(value):
+        return float(value), None
+    return None, _NONFINITE_TEXT.get(value, "nan")
 
 
 def _finite(value: Any) -> float | None:
@@ -464,6 +470,12 @@ class _Writer:
         try:
             for op in self._pending:
                 self._apply(conn, op)
+            stamps = [op[-1] for op in self._pending if op[0] in _TIMED_OPS]
+            if stamps:
+                conn.execute(
+                    "UPDATE runs SET last_ts = max(COALESCE(last_ts, 0), ?) WHERE id = ?",
+                    (max(stamps), self.run["id"]),
+                )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -518,7 +530,6 @@ class _Writer:
                     "INSERT INTO texts (run_id, key, text, ts) VALUES (?, ?, ?, ?)",
                     (self.run["id"], key, _clean_text(text), ts),
                 )
-                self._touch(conn, ts)
             elif kind == "end":
                 _, status, ts = op
                 conn.execute(
@@ -567,12 +578,6 @@ class _Writer:
         self.run["config"] = text
         conn.execute("UPDATE runs SET config = ? WHERE id = ?", (text, self.run["id"]))
 
-    def _touch(self, conn: sqlite3.Connection, ts: float) -> None:
-        conn.execute(
-            "UPDATE runs SET last_ts = max(COALESCE(last_ts, 0), ?) WHERE id = ?",
-            (ts, self.run["id"]),
-        )
-
     def _metrics(self, conn: sqlite3.Connection, step: Any, metrics: dict, ts: float) -> None:
         run_id = self.run["id"]
         if step is None:
@@ -581,31 +586,37 @@ class _Writer:
                 " VALUES (?, ?, ?, ?, ?)",
                 [(run_id, str(k), *_metric_cell(v), ts) for k, v in metrics.items()],
             )
-            self._touch(conn, ts)
             return
         step = int(_plain(step))
+        # One pass: the metrics rows, the 0.2.x columns (merged into any row this step
+        # already has) and the 0.2.x `extras` JSON for the other names (finite values only:
+        # the 0.2.x dashboard parses it).
+        rows = []
+        legacy: dict[str, Any] = {}
+        ranks: dict[str, int] = {}
+        extras: dict[str, Any] = {}
+        for key, raw in metrics.items():
+            key = str(key)
+            value, text = _metric_cell(raw)
+            rows.append((run_id, key, step, value, text, ts))
+            hit = LEGACY_INDEX.get(key)
+            if hit is None:
+                if value is not None:
+                    extras[key] = value
+                elif text is not None and text not in _NONFINITE_TEXTS:
+                    extras[key] = text
+                continue
+            column, rank = hit
+            if ranks.get(column, rank + 1) > rank:
+                if value is not None and column in LEGACY_INTEGER_COLUMNS:
+                    value = int(value)
+                legacy[column] = value
+                ranks[column] = rank
         conn.executemany(
             "INSERT OR REPLACE INTO metrics (run_id, name, step, value, text, ts)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(run_id, str(k), step, *_metric_cell(v), ts) for k, v in metrics.items()],
+            rows,
         )
-        # The 0.2.x columns, merged into any row this step already has.
-        legacy: dict[str, Any] = {}
-        for column, names in LEGACY_COLUMNS.items():
-            for name in names:
-                if name in metrics:
-                    value = _finite(metrics[name])
-                    if value is not None and column in LEGACY_INTEGER_COLUMNS:
-                        value = int(value)
-                    legacy[column] = value
-                    break
-        extras = {}
-        for k, v in metrics.items():
-            if k not in LEGACY_ALIASES:
-                cell = _plain(v)
-                if isinstance(cell, (int, float)) and not math.isfinite(cell):
-                    continue
-                extras[str(k)] = cell if isinstance(cell, (bool, int, float, str)) else str(cell)
         columns = list(legacy)
         names = ", ".join(["run_id", "step", "ts", "extras", *columns])
         marks = ", ".join("?" * (4 + len(columns)))
@@ -617,7 +628,6 @@ class _Writer:
             f" ELSE json_patch(extras, excluded.extras) END{updates}",
             (run_id, step, ts, _to_json(extras) if extras else None, *legacy.values()),
         )
-        self._touch(conn, ts)
 
     def _rollouts(self, conn: sqlite3.Connection, step: Any, rollouts: list, ts: float) -> None:
         run_id = self.run["id"]
@@ -660,7 +670,6 @@ class _Writer:
                     for idx, (traj, reward) in enumerate(zip(trajectories, rewards, strict=True))
                 ],
             )
-        self._touch(conn, ts)
 
 
 def _reward(traj: Mapping[str, Any]) -> float:

@@ -46,8 +46,12 @@ LEGACY_COLUMNS: dict[str, tuple[str, ...]] = {
 
 LEGACY_INTEGER_COLUMNS = frozenset({"total_ac_tokens", "total_turns"})
 
-# Every name that lands in a legacy column; the rest go to the legacy `extras` JSON.
-LEGACY_ALIASES = frozenset(name for names in LEGACY_COLUMNS.values() for name in names)
+# metric name -> (legacy column, rank among that column's names): one lookup per metric.
+LEGACY_INDEX: dict[str, tuple[str, int]] = {
+    name: (column, rank)
+    for column, names in LEGACY_COLUMNS.items()
+    for rank, name in reversed(list(enumerate(names)))
+}
 
 # Which metric a chart of "the reward" should use, best first.
 REWARD_METRICS = ("env/all/reward/total", "reward/total", "reward_mean", "reward", "env/all/reward")
