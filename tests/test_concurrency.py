@@ -123,3 +123,28 @@ def test_a_page_never_mixes_two_moments_of_a_run(db_path: Path) -> None:
             checked += 1
     assert proc.wait(timeout=60) == 0
     assert checked > 3
+
+
+FORGETFUL = """
+    import sys
+    from tviz import TvizLogger
+    logger = TvizLogger(sys.argv[1], run_name=sys.argv[2])
+    for step in range(50):
+        logger.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    if sys.argv[2] == "crashes":
+        raise RuntimeError("diverged")
+"""
+
+
+def test_interpreter_exit_writes_what_was_queued(db_path: Path) -> None:
+    """No flush(), no close(): the exit still writes everything and says how the run ended."""
+    for name in ("forgets-close", "crashes"):
+        proc = _python(FORGETFUL, str(db_path), name)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == (1 if name == "crashes" else 0), err
+    with Store(db_path) as store:
+        runs = {run.name: run for run in store.list_runs()}
+        for run in runs.values():
+            assert store.load_run(run.id).metrics["loss"].steps == list(range(50))
+    assert runs["forgets-close"].status == "finished"
+    assert runs["crashes"].status == "crashed"
