@@ -397,3 +397,28 @@ def test_a_locked_database_delays_but_loses_nothing(db_path: Path) -> None:
     assert logger.flush(timeout=15)
     logger.close()
     assert _load(db_path, logger.run_id).metrics["x"].steps == list(range(20))
+
+
+def test_close_without_status_leaves_the_run_open(db_path: Path) -> None:
+    logger = TvizLogger(db_path, strict=True)
+    logger.log_metrics({"x": 1}, step=0)
+    logger.close(None)
+    with Store(db_path) as store:
+        (run,) = store.list_runs()
+    assert run.status == "running" and run.ended_at is None and run.num_steps == 1
+
+
+def test_an_importer_can_give_the_times_of_an_old_run(db_path: Path) -> None:
+    start = 1_700_000_000.0
+    logger = TvizLogger(db_path, started_at=start, strict=True)
+    logger.log_metrics({"x": 1}, step=0, timestamp=start + 60)
+    logger.log_rollouts([{"trajectories": [{"reward": 1}]}], step=0, timestamp=start + 90)
+    logger.close(timestamp=start + 120)
+    with Store(db_path) as store:
+        (run,) = store.list_runs()
+    assert (run.started_at, run.last_data_at, run.ended_at) == (start, start + 120, start + 120)
+    assert run.duration_s == 120
+    started_at, ended_at = (
+        sqlite3.connect(db_path).execute("SELECT started_at, ended_at FROM runs").fetchone()
+    )
+    assert (started_at, ended_at) == ("2023-11-14 22:13:20", "2023-11-14 22:15:20")

@@ -81,7 +81,10 @@ class TvizLogger:
             this id; default a new random id.
         run_type: "rl" (default) or "sl" for supervised fine-tuning.
         config: logged as the run's config right away (same as `log_hparams`).
+        started_at: the run's start as Unix seconds, default now (an importer of an old run).
         strict: write synchronously and raise on any error, for tests.
+
+    The log calls take an optional `timestamp` (Unix seconds, default now) for the same reason.
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class TvizLogger:
         run_id: str | None = None,
         run_type: str = "rl",
         config: Any = None,
+        started_at: float | None = None,
         strict: bool = False,
     ) -> None:
         self.db_path = Path(db_path).expanduser() if db_path else schema.default_db_path()
@@ -103,20 +107,20 @@ class TvizLogger:
         self.strict = strict
         self._closed = False
         self._config_logged = False
-        self._writer = _Writer(self.db_path, self._run_row(), strict=strict)
+        self._writer = _Writer(self.db_path, self._run_row(started_at), strict=strict)
         if not strict:
             _live_loggers.add(self)
         self._writer.submit(("run",))
         if config is not None:
             self.log_hparams(config)
 
-    def _run_row(self) -> dict[str, Any]:
+    def _run_row(self, started_at: float | None) -> dict[str, Any]:
         return {
             "id": self.run_id,
             "name": self.run_name,
             "type": self.run_type,
             "modality": self.modality,
-            "started_ts": time.time(),
+            "started_ts": time.time() if started_at is None else float(started_at),
         }
 
     # -- tinker-cookbook ml_log.Logger interface -------------------------------------------
@@ -129,7 +133,9 @@ class TvizLogger:
         self._config_logged = True
         self._submit(("config", config))
 
-    def log_metrics(self, metrics: Mapping[str, Any], step: int | None = None) -> None:
+    def log_metrics(
+        self, metrics: Mapping[str, Any], step: int | None = None, *, timestamp: float | None = None
+    ) -> None:
         """Log scalar metrics for `step`; with no step they are kept as latest values."""
         if self._closed:
             return self._after_close()
@@ -137,7 +143,7 @@ class TvizLogger:
             snapshot = dict(metrics)
         except Exception as exc:
             return self._bad_input(f"log_metrics needs a mapping of name -> value ({exc})")
-        self._submit(("metrics", step, snapshot, time.time()))
+        self._submit(("metrics", step, snapshot, timestamp or time.time()))
 
     def log_summary(self, metrics: Mapping[str, Any]) -> None:
         """Record latest values outside the step history (tinker-cookbook)."""
@@ -161,7 +167,13 @@ class TvizLogger:
             return self._after_close()
         self._submit(("text", str(key), text, time.time()))
 
-    def log_rollouts(self, rollouts: Iterable[Mapping[str, Any]], step: int) -> None:
+    def log_rollouts(
+        self,
+        rollouts: Iterable[Mapping[str, Any]],
+        step: int,
+        *,
+        timestamp: float | None = None,
+    ) -> None:
         """Log a step's rollout groups: dicts with `prompt_text` and `trajectories`.
 
         The lists inside (tokens, logprobs) are read later by the writer thread: do not
@@ -176,7 +188,7 @@ class TvizLogger:
             ]
         except Exception as exc:
             return self._bad_input(f"log_rollouts needs a list of rollout dicts ({exc})")
-        self._submit(("rollouts", step, snapshot, time.time()))
+        self._submit(("rollouts", step, snapshot, timestamp or time.time()))
 
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until everything logged so far is committed; False if that did not happen."""
@@ -186,12 +198,17 @@ class TvizLogger:
         """tinker-cookbook / 0.2.x name for flush()."""
         self.flush()
 
-    def close(self, status: str = "finished") -> None:
-        """Mark the run ended, write everything and release the file. Idempotent."""
+    def close(self, status: str | None = "finished", *, timestamp: float | None = None) -> None:
+        """Mark the run ended with `status`, write everything and release the file.
+
+        `status=None` releases the file but leaves the run open (an importer that will come
+        back for more). Idempotent.
+        """
         if self._closed:
             return
         self._closed = True
-        self._writer.submit(("end", status, time.time()))
+        if status is not None:
+            self._writer.submit(("end", status, timestamp or time.time()))
         self._writer.stop()
         _live_loggers.discard(self)
 
@@ -533,9 +550,9 @@ class _Writer:
             elif kind == "end":
                 _, status, ts = op
                 conn.execute(
-                    "UPDATE runs SET ended_at = CURRENT_TIMESTAMP, ended_ts = ?, status = ?,"
-                    " last_ts = max(COALESCE(last_ts, 0), ?) WHERE id = ?",
-                    (ts, status, ts, self.run["id"]),
+                    "UPDATE runs SET ended_at = datetime(?, 'unixepoch'), ended_ts = ?,"
+                    " status = ?, last_ts = max(COALESCE(last_ts, 0), ?) WHERE id = ?",
+                    (ts, ts, status, ts, self.run["id"]),
                 )
         except (TypeError, ValueError, AttributeError, OverflowError, sqlite3.InterfaceError) as e:
             # A value we cannot store: skip this call only, never the batch.
@@ -546,8 +563,9 @@ class _Writer:
     def _upsert_run(self, conn: sqlite3.Connection) -> None:
         run = self.run
         conn.execute(
-            "INSERT INTO runs (id, name, type, modality, config, started_ts, last_ts, status,"
-            " tviz_version) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?)"
+            "INSERT INTO runs (id, name, type, modality, config, started_at, started_ts, last_ts,"
+            " status, tviz_version)"
+            " VALUES (?, ?, ?, ?, ?, datetime(?, 'unixepoch'), ?, ?, 'running', ?)"
             " ON CONFLICT(id) DO UPDATE SET status = 'running', ended_at = NULL,"
             " ended_ts = NULL, last_ts = max(COALESCE(last_ts, 0), excluded.last_ts)",
             (
@@ -556,6 +574,7 @@ class _Writer:
                 run["type"],
                 run["modality"],
                 run.get("config"),
+                run["started_ts"],
                 run["started_ts"],
                 run["started_ts"],
                 __version__,
