@@ -1,0 +1,112 @@
+"""Small real databases for the renderer's tests, written through TvizLogger(strict=True)."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from tviz import TvizLogger
+
+# Text that breaks a page which does not escape it. Each payload would call alert() if run.
+SCRIPT = "</script><script>alert('script')</script>"
+IMG = "<img src=x onerror=alert('img')>"
+COMMENT = "<!-- not a comment"
+SEP = "line\u2028separator\u2029end"
+HOSTILE_NAME = f"evil {SCRIPT} run"
+
+
+def text_run(path: Path, *, steps: int = 6, groups: int = 4, samples: int = 4) -> str:
+    """An RL text run with hostile text everywhere, multi-turn episodes and NaN metrics."""
+    config = {
+        "model_name": "Qwen/Qwen3-8B",
+        "learning_rate": 4e-5,
+        "group_size": samples,
+        "note": SCRIPT + IMG,
+        "nested": {"renderer": {"name": "qwen3", "tags": ["<b>bold</b>", COMMENT]}},
+    }
+    with TvizLogger(path, HOSTILE_NAME, run_id="textrun", config=config, strict=True) as log:
+        for step in range(steps):
+            rollouts = []
+            for g in range(groups):
+                trajectories = []
+                for i in range(samples):
+                    flat = g == 0  # group 0: every sample the same reward (no signal)
+                    reward = 1.0 if flat else float((i + step + g) % 2)
+                    trajectories.append(
+                        {
+                            "reward": reward,
+                            "output_text": f"answer {step}.{g}.{i} {SCRIPT} {IMG} {COMMENT} {SEP}",
+                            "output_tokens": list(range(8)),
+                            "logprobs": [-0.1 * k for k in range(8)],
+                            "step_rewards": [0.0, reward],
+                            "turns": [
+                                {"role": "user", "content": f"turn question {IMG}"},
+                                {"role": "assistant", "content": "turn answer 42"},
+                            ]
+                            if g == 1
+                            else None,
+                        }
+                    )
+                rollouts.append(
+                    {
+                        "prompt_text": f"Prompt {step}/{g}: what is 6 x 7? {SCRIPT}",
+                        "trajectories": trajectories,
+                    }
+                )
+            log.log_rollouts(rollouts, step=step)
+            log.log_metrics(
+                {
+                    "env/all/reward/total": step / steps,
+                    "optim/kl": math.nan if step == 2 else 0.01 * step,
+                    "optim/lr": 4e-5,
+                    "time/total": 10.0 + step,
+                    "env/all/by_group/frac_mixed": 0.75,
+                    "notes/phase": f"phase {IMG}",
+                },
+                step=step,
+            )
+    return "textrun"
+
+
+def sl_run(path: Path, steps: int = 5) -> str:
+    """A supervised run: metrics only, no rollouts."""
+    with TvizLogger(path, "sft-run", run_id="sftrun", run_type="sl", strict=True) as log:
+        for step in range(steps):
+            log.log_metrics({"train/loss": 2.0 / (step + 1), "train/lr": 1e-4}, step=step)
+    return "sftrun"
+
+
+def vision_run(path: Path, image: Path) -> str:
+    with TvizLogger(path, "geo", "vision", run_id="georun", strict=True) as log:
+        for step in range(2):
+            log.log_rollouts(
+                [
+                    {
+                        "prompt_text": "Where is this?",
+                        "image_path": str(image),
+                        "gt_lat": 48.85,
+                        "gt_lon": 2.35,
+                        "city": "Paris",
+                        "country": "France",
+                        "trajectories": [
+                            {
+                                "reward": 0.9,
+                                "output_text": "Paris",
+                                "pred_lat": 48.0,
+                                "pred_lon": 2.0,
+                                "distance_km": 97.0,
+                            },
+                            {
+                                "reward": 0.1,
+                                "output_text": "Rome",
+                                "pred_lat": 41.9,
+                                "pred_lon": 12.5,
+                                "distance_km": 1105.0,
+                            },
+                        ],
+                    }
+                ],
+                step=step,
+            )
+            log.log_metrics({"env/all/reward/total": 0.5}, step=step)
+    return "georun"

@@ -1,0 +1,188 @@
+"""`tviz build` and SiteBuilder on real SQLite files: files, determinism, budget, caches, CLI."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from render_data import HOSTILE_NAME, SCRIPT, sl_run, text_run
+
+import tviz.render.site as site_module
+from tviz import TvizLogger
+from tviz.cli import main
+from tviz.render import SiteBuilder, build_site, write_atomic
+from tviz.store import StoreError
+
+
+@pytest.fixture
+def text_db(db_path: Path) -> Path:
+    text_run(db_path)
+    sl_run(db_path)
+    return db_path
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def test_build_writes_index_and_one_self_contained_page_per_run(text_db, tmp_path):
+    report = build_site(text_db, tmp_path / "out")
+    assert sorted(p.name for p in report.written) == sorted(
+        [
+            "index.html",
+            "sft-run-sftrun.html",
+            "evil-script-script-alert-script-script-run-textrun.html",
+        ]
+    )
+    assert {r.id for r in report.runs} == {"textrun", "sftrun"}
+    for path in report.written:
+        html = path.read_text("utf-8")
+        assert "vegaEmbed" in html
+        # Nothing fetched from anywhere: no src/href pointing at the network.
+        assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert not list((tmp_path / "out").rglob("*.tmp"))
+
+
+def test_untrusted_text_never_reaches_the_html_unescaped(text_db, tmp_path):
+    build_site(text_db, tmp_path / "out")
+    page = next((tmp_path / "out" / "runs").glob("evil-*.html")).read_text("utf-8")
+    # The only <script> tags are ours; the run name, config and metric text appear escaped.
+    assert "<script>alert" not in page and "<img src=x" not in page
+    assert "&lt;/script&gt;&lt;script&gt;alert(&#39;script&#39;)" in page  # name, config
+    assert "\\u003cscript\\u003ealert('script')" in page  # in the page's JSON
+    index = (tmp_path / "out" / "index.html").read_text("utf-8")
+    assert "<img src=x" not in index and "<script>alert" not in index
+    assert HOSTILE_NAME not in index
+
+
+def test_same_database_gives_byte_identical_files(text_db, tmp_path):
+    build_site(text_db, tmp_path / "a")
+    os.utime(text_db)  # a newer file time must not matter either
+    SiteBuilder(text_db, tmp_path / "b").build()
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+
+
+def test_metrics_only_run_has_no_rollout_widgets(text_db, tmp_path):
+    build_site(text_db, tmp_path / "out", run_ids=["sftrun"])
+    page = (tmp_path / "out" / "runs" / "sft-run-sftrun.html").read_text("utf-8")
+    assert 'id="rollouts"' not in page and 'id="search"' not in page
+    assert "train/loss" in page
+
+
+def test_budget_samples_groups_and_says_what_was_left_out(tmp_path):
+    db = tmp_path / "big.db"
+    text_run(db, steps=12, groups=24, samples=4)
+    full = SiteBuilder(db, tmp_path / "full").build()
+    assert full.notices == {}
+    full_page = next((tmp_path / "full" / "runs").glob("*.html"))
+    assert "budget-notice" not in full_page.read_text("utf-8")
+    budget = full_page.stat().st_size - 3_000
+    small = SiteBuilder(db, tmp_path / "small", budget_bytes=budget).build()
+    page = next((tmp_path / "small" / "runs").glob("*.html"))
+    assert page.stat().st_size <= budget
+    notice = small.notices["textrun"]
+    assert "left out" in notice and "of 288 rollout groups" in notice
+    assert 'id="budget-notice"' in page.read_text("utf-8")
+
+
+def test_rebuild_after_a_new_step_reencodes_only_that_step(text_db, tmp_path, monkeypatch):
+    builder = SiteBuilder(text_db, tmp_path / "out")
+    builder.build(run_ids=["textrun"])
+    encoded: list[int] = []
+    real = site_module.encode_steps
+
+    def counting(rollouts, *args, **kwargs):
+        rollouts = list(rollouts)
+        encoded.extend(sorted({r.step for r in rollouts}))
+        return real(rollouts, *args, **kwargs)
+
+    monkeypatch.setattr(site_module, "encode_steps", counting)
+    with TvizLogger(text_db, run_id="textrun", strict=True) as log:
+        log.log_rollouts(
+            [{"prompt_text": "new", "trajectories": [{"reward": 1.0, "output_text": "x"}]}],
+            step=6,
+        )
+    report = builder.build(run_ids=["textrun"])
+    assert encoded == [6]
+    assert [p.name for p in report.written][-1] == "index.html"
+    # The incremental page is exactly the page a fresh build makes.
+    fresh = SiteBuilder(text_db, tmp_path / "fresh").build(run_ids=["textrun"])
+    assert report.written[0].read_bytes() == fresh.written[0].read_bytes()
+
+
+def test_unknown_run_raises_before_writing(text_db, tmp_path):
+    with pytest.raises(StoreError):
+        build_site(text_db, tmp_path / "out", run_ids=["no-such-run"])
+    assert not (tmp_path / "out").exists()
+
+
+def test_legacy_database_builds(legacy_db, tmp_path):
+    report = build_site(legacy_db, tmp_path / "out")
+    assert [r.name for r in report.runs] == ["legacy-text-1"]
+    html = report.written[0].read_text("utf-8")
+    assert "chunk-11" in html and "meta-llama/Llama-3.2-1B" in html
+
+
+def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "page.html"
+    write_atomic(target, "old")
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(site_module.os, "replace", broken)
+    with pytest.raises(OSError):
+        write_atomic(target, "new")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["page.html"]
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_cli_build_writes_the_site(text_db, tmp_path):
+    out = tmp_path / "site"
+    result = CliRunner().invoke(main, ["build", "--db", str(text_db), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 run pages" in result.output
+    assert (out / "index.html").exists()
+
+
+def test_cli_build_one_run_by_name(text_db, tmp_path):
+    out = tmp_path / "site"
+    result = CliRunner().invoke(
+        main, ["build", "--db", str(text_db), "--out", str(out), "--run", "sft-run"]
+    )
+    assert result.exit_code == 0, result.output
+    assert [p.name for p in (out / "runs").iterdir()] == ["sft-run-sftrun.html"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--db", "{tmp}/missing.db"], "no database at"),
+        (["--db", "{db}", "--run", "nope"], "no run named or with id 'nope'"),
+        (["--db", "{tmp}/notadb.db"], "not a readable SQLite database"),
+    ],
+)
+def test_cli_build_errors_are_one_line(text_db, tmp_path, args, message):
+    (tmp_path / "notadb.db").write_bytes(b"this is not sqlite at all" * 100)
+    args = [a.format(tmp=tmp_path, db=text_db) for a in args]
+    result = CliRunner().invoke(main, ["build", *args, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_script_payload_is_not_in_any_script_element(text_db, tmp_path):
+    build_site(text_db, tmp_path / "out")
+    page = next((tmp_path / "out" / "runs").glob("evil-*.html")).read_text("utf-8")
+    # Split the page at our own script tags: between them there must be no `</script` but
+    # the closing one, so no data can end a script element early.
+    for block in re.findall(r"<script[^>]*>(.*?)</script>", page, flags=re.S):
+        assert SCRIPT not in block

@@ -1,0 +1,186 @@
+"""Built pages in a real headless Chromium from file://: offline, clean, interactive, safe."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from browser import browser, close_page, open_page  # noqa: F401  (browser is a fixture)
+from render_data import IMG, SCRIPT, sl_run, text_run, vision_run
+
+from tviz.demo import write_png
+from tviz.render import build_site
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("site")
+    db = tmp / "tviz.db"
+    image = write_png(tmp / "photo.png", 4, 3, bytes([200, 120, 40] * 12))
+    text_run(db)
+    sl_run(db)
+    vision_run(db, image)
+    build_site(db, tmp / "out")
+    return tmp / "out"
+
+
+def _page(site: Path, prefix: str) -> Path:
+    return next((site / "runs").glob(prefix + "*.html"))
+
+
+def _assert_clean(opened) -> None:
+    assert opened.requests == []
+    assert opened.errors == []
+    assert opened.dialogs == []  # no injected alert() ran
+    external = opened.evaluate(
+        """() => [...document.querySelectorAll('[src],[href]')]
+            .map(e => e.getAttribute('src') || e.getAttribute('href'))
+            .filter(u => /^(https?:)?\\/\\//.test(u))"""
+    )
+    assert external == []
+
+
+def _wait_charts(opened, selector: str, count: int) -> None:
+    opened.wait_for_function(
+        f"document.querySelectorAll('{selector} .chart[data-drawn=yes] canvas').length >= {count}",
+        timeout=15_000,
+    )
+
+
+def test_run_page_draws_its_charts_offline(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "evil"))
+    _wait_charts(opened, ".overview", 4)  # reward, length, distribution, group signal
+    assert opened.locator(".overview .panel").count() == 4
+    # Every metric panel gets drawn (the ones below the fold while the browser is idle).
+    panels = opened.locator(".metrics .chart").count()
+    assert panels == 5  # env/all/reward/total, frac_mixed, optim/kl, optim/lr, time/total
+    _wait_charts(opened, ".metrics", panels)
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_hostile_text_shows_as_text_and_never_runs(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "evil"))
+    assert SCRIPT in opened.locator("h1.run-name").inner_text()
+    opened.click("details.full-config > summary")
+    assert SCRIPT + IMG in opened.locator(".full-config").inner_text()
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    opened.click(".group-head >> nth=0")
+    prompt = opened.locator(".group-body pre.text").first.inner_text()
+    assert SCRIPT in prompt
+    opened.click(".traj-head >> nth=0")
+    output = opened.locator(".traj-body pre.text").first.inner_text()
+    for piece in (SCRIPT, IMG, "<!-- not a comment"):
+        assert piece in output
+    assert "\u2028" in opened.locator(".traj-body pre.text").first.text_content()
+    assert opened.locator(".step-body img").count() == 0  # the <img> stayed text
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_rollout_browser_expand_heatmap_turns_search_and_filter(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "evil"))
+    steps = opened.locator("details.step")
+    assert steps.count() == 6
+    assert steps.first.get_attribute("data-step") == "5"  # newest first
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    assert opened.locator(".group").count() == 4
+    assert opened.locator(".group[data-group='0'] .flat-badge").count() == 1  # no signal
+    opened.click(".group[data-group='1'] .group-head")
+    opened.click(".group[data-group='1'] .traj-head >> nth=0")
+    body = opened.locator(".group[data-group='1'] .traj-body").first
+    assert "turn answer 42" in body.inner_text()  # multi-turn episode, turn by turn
+    assert body.locator(".turn").count() == 2
+    assert "step 2:" in body.locator(".chips").inner_text()  # per-step rewards
+    body.locator(".heat-toggle").click()
+    assert body.locator(".heatmap span").count() == 8
+    body.locator(".heat-toggle").click()
+    assert body.locator(".heatmap").count() == 0
+    opened.fill("#search", "answer 3.2.1")
+    opened.wait_for_function(
+        "document.querySelector('#search-status').textContent.includes('match')"
+    )
+    assert opened.locator("details.step").count() == 1
+    assert opened.locator("details.step").get_attribute("data-step") == "3"
+    opened.fill("#search", "")
+    opened.fill("#reward-min", "2")  # no reward is that high
+    opened.wait_for_function(
+        "document.querySelector('#search-status').textContent.startsWith('0 groups')"
+    )
+    assert opened.locator("details.step").count() == 0
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_replay_slider_and_chart_click(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "evil"))
+    _wait_charts(opened, ".overview", 4)
+    slider = opened.locator("#replay")
+    assert slider.get_attribute("max") == "5"
+    slider.fill("2")  # as the run stood at step 2
+    assert opened.locator("#replay-value").inner_text() == "step 2"
+    assert "step 2" in opened.locator(".replay-banner").inner_text()
+    opened.wait_for_function("document.querySelectorAll('details.step').length === 3")
+    rows = opened.evaluate(
+        "() => Math.max(...PAGE_probe())".replace(
+            "PAGE_probe()",
+            "[...document.querySelectorAll('details.step')].map(d => +d.dataset.step)",
+        )
+    )
+    assert rows == 2
+    slider.fill("5")
+    opened.wait_for_function("document.querySelectorAll('details.step').length === 6")
+    assert opened.locator(".replay-banner").count() == 0
+    # Smoothing and log scale redraw without errors.
+    opened.locator("#smoothing").fill("0.6")
+    opened.check("#logscale")
+    _wait_charts(opened, ".overview", 4)
+    # Clicking a point of the reward chart opens that step's rollouts.
+    box = opened.locator(".chart[data-chart=reward] canvas").bounding_box()
+    opened.mouse.click(box["x"] + box["width"] * 0.55, box["y"] + box["height"] * 0.5)
+    opened.wait_for_selector("details.step[open]", timeout=5_000)
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_metrics_only_page(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "sft-run"))
+    assert opened.locator("#rollouts").count() == 0
+    assert opened.locator("#search").count() == 0
+    _wait_charts(opened, ".metrics", 2)
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_vision_page_embeds_the_image(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "geo"))
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    opened.click(".group-head >> nth=0")
+    src = opened.locator(".vision img").get_attribute("src")
+    assert src.startswith("data:image/png;base64,")
+    assert "Paris, France" in opened.locator(".vision").inner_text()
+    opened.click(".traj-head >> nth=0")
+    assert "distance 97 km" in opened.locator(".traj-body .geo").inner_text()
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_index_page_sorts_and_overlays(browser, site):  # noqa: F811
+    opened = open_page(browser, site / "index.html")
+    assert opened.locator("table.runs tbody tr").count() == 3
+    assert SCRIPT in opened.locator("table.runs").inner_text()
+    opened.wait_for_selector("#overlay[data-drawn=yes] canvas")
+    opened.click("th[data-key=steps]")
+    first = opened.locator("table.runs tbody tr").first.get_attribute("data-id")
+    assert first == "georun"  # 2 steps, fewest
+    opened.select_option("#metric", "train/loss")
+    opened.wait_for_function(
+        "document.querySelector('#overlay-status').textContent.startsWith('1 of 3')"
+    )
+    href = opened.locator("table.runs a").first.get_attribute("href")
+    assert href.startswith("runs/") and href.endswith(".html")
+    _assert_clean(opened)
+    close_page(opened)

@@ -1,0 +1,263 @@
+"""A run's rollouts as per-step chunks: stats for the charts, compressed JSON for the page.
+
+Each step is encoded once (gzip + base64, decoded by the page with DecompressionStream only
+when the reader opens that step) and cached by the step's fingerprint from
+`Store.rollout_index`, so re-rendering a run that gained a step encodes one step.
+Past the page's size budget every step keeps a sample of its groups: the best, the worst,
+then the mixed ones (those that carry a learning signal), then the rest.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import mimetypes
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tviz.render.embed import PrefixGzip, dumps
+from tviz.store import Rollout, Trajectory
+
+# Images larger than this are not embedded (the page says so): one photo must not eat the budget.
+MAX_IMAGE_BYTES = 2_000_000
+
+
+@dataclass
+class StepChunk:
+    """One step's rollouts, ready to embed, with the numbers the charts need."""
+
+    step: int
+    fingerprint: tuple[int, int]
+    stats: dict[str, Any]  # shown in the page's step list
+    rewards: list[float]  # every finite trajectory reward, for the distribution chart
+    lengths: list[int]  # output length per trajectory
+    length_unit: str  # "tokens" or "chars"
+    packed: PrefixGzip  # the groups in the order a sample keeps them (the page sorts them)
+
+    @property
+    def n_groups(self) -> int:
+        return self.packed.items
+
+    def encoded(self, keep: int) -> str:
+        """The first `keep` groups by priority, gzip + base64."""
+        return base64.b64encode(self.packed.gzip(keep)).decode("ascii")
+
+    def size(self, keep: int) -> int:
+        """Bytes of `encoded(keep)`."""
+        return self.packed.b64_size(keep)
+
+
+def encode_steps(
+    rollouts: Iterable[Rollout], fingerprints: dict[int, tuple[int, int]], base_dir: Path | None
+) -> dict[int, StepChunk]:
+    """StepChunks for the steps these rollouts belong to."""
+    by_step: dict[int, list[Rollout]] = {}
+    for rollout in rollouts:
+        by_step.setdefault(rollout.step, []).append(rollout)
+    return {
+        step: encode_step(step, groups, fingerprints.get(step, (0, 0)), base_dir)
+        for step, groups in by_step.items()
+    }
+
+
+def encode_step(
+    step: int, rollouts: list[Rollout], fingerprint: tuple[int, int], base_dir: Path | None
+) -> StepChunk:
+    groups: list[str] = []
+    summaries: list[tuple[float, float, bool]] = []  # (mean, spread, uniform) per group
+    rewards: list[float] = []
+    lengths: list[int] = []
+    token_lengths = False
+    good = bad = mixed = 0
+    for rollout in rollouts:
+        group_rewards = [t.reward for t in rollout.trajectories if _finite(t.reward)]
+        rewards.extend(group_rewards)
+        for traj in rollout.trajectories:
+            n_tokens = _token_count(traj)
+            if n_tokens is not None:
+                token_lengths = True
+                lengths.append(n_tokens)
+            else:
+                lengths.append(len(traj.output_text or ""))
+        uniform = len(group_rewards) > 1 and len(set(group_rewards)) == 1
+        if uniform:
+            good, bad = (good + 1, bad) if group_rewards[0] > 0 else (good, bad + 1)
+        elif len(group_rewards) > 1:
+            mixed += 1
+        mean = sum(group_rewards) / len(group_rewards) if group_rewards else math.nan
+        # statistics.pstdev is exact (fractions) and 10x slower; a spread for ranking is enough
+        spread = (
+            math.sqrt(sum((r - mean) ** 2 for r in group_rewards) / len(group_rewards))
+            if group_rewards
+            else 0.0
+        )
+        summaries.append((mean, spread, uniform))
+        groups.append(dumps(_group_json(rollout, group_rewards, uniform, base_dir)))
+    order = _priority(summaries)
+    n_groups = len(groups)
+    stats = {
+        "step": step,
+        "groups": n_groups,
+        "traj": sum(len(r.trajectories) for r in rollouts),
+        "best": max(rewards) if rewards else None,
+        "mean": sum(rewards) / len(rewards) if rewards else None,
+        "worst": min(rewards) if rewards else None,
+        "flat": sum(1 for s in summaries if s[2]),
+        "good": good,
+        "bad": bad,
+        "mixed": mixed,
+    }
+    return StepChunk(
+        step=step,
+        fingerprint=fingerprint,
+        stats=stats,
+        rewards=rewards,
+        lengths=lengths,
+        length_unit="tokens" if token_lengths else "chars",
+        packed=PrefixGzip.pack([groups[i] for i in order]),
+    )
+
+
+def _priority(summaries: list[tuple[float, float, bool]]) -> list[int]:
+    """Which groups a sample keeps first: best, worst, mixed (widest spread first), the rest."""
+    if not summaries:
+        return []
+    scored = [i for i, s in enumerate(summaries) if not math.isnan(s[0])]
+    order: list[int] = []
+    if scored:
+        order.append(max(scored, key=lambda i: (summaries[i][0], -i)))
+        worst = min(scored, key=lambda i: (summaries[i][0], i))
+        if worst not in order:
+            order.append(worst)
+    taken = set(order)
+    mixed = sorted(
+        (i for i, s in enumerate(summaries) if not s[2] and i not in taken),
+        key=lambda i: (-summaries[i][1], i),
+    )
+    order += mixed
+    taken.update(mixed)
+    order += [i for i in range(len(summaries)) if i not in taken]
+    return order
+
+
+def _finite(value: float | None) -> bool:
+    return value is not None and math.isfinite(value)
+
+
+def _token_count(traj: Trajectory) -> int | None:
+    if traj.output_tokens:
+        return len(traj.output_tokens)
+    if traj.logprobs:
+        return len(traj.logprobs)
+    return None
+
+
+def _round(values: list[Any] | None, digits: int = 3) -> list[Any] | None:
+    """Logprobs to 3 decimals: a third of their JSON size, and all a heatmap can show."""
+    if not values:
+        return None
+    try:
+        return [round(v, digits) for v in values]  # NaN stays NaN: dumps() makes it null
+    except TypeError:  # a None (or a stray string) in the list
+        return [round(v, digits) if isinstance(v, (int, float)) else None for v in values]
+
+
+def _group_json(
+    rollout: Rollout, rewards: list[float], uniform: bool, base_dir: Path | None
+) -> dict[str, Any]:
+    trajectories = sorted(
+        rollout.trajectories,
+        key=lambda t: (-t.reward if _finite(t.reward) else math.inf, t.idx),
+    )
+    group: dict[str, Any] = {
+        "g": rollout.group_idx,
+        "p": rollout.prompt_text or "",
+        "best": max(rewards) if rewards else None,
+        "mean": sum(rewards) / len(rewards) if rewards else None,
+        "flat": uniform,
+        "t": [_trajectory_json(t) for t in trajectories],
+    }
+    if rollout.image_path:
+        group["imgPath"] = rollout.image_path
+        group["img"], note = _image_uri(rollout.image_path, base_dir)
+        if note:
+            group["imgNote"] = note
+    if rollout.gt_lat is not None and rollout.gt_lon is not None:
+        group["gt"] = [rollout.gt_lat, rollout.gt_lon]
+    place = ", ".join(p for p in (rollout.city, rollout.country) if p)
+    if place:
+        group["place"] = place
+    if rollout.extras:
+        group["x"] = rollout.extras
+    return group
+
+
+def _trajectory_json(traj: Trajectory) -> dict[str, Any]:
+    out: dict[str, Any] = {"i": traj.idx, "r": traj.reward, "o": traj.output_text or ""}
+    n_tokens = _token_count(traj)
+    if n_tokens is not None:
+        out["nt"] = n_tokens
+    if traj.logprobs:
+        out["lp"] = _round(traj.logprobs)
+    if traj.step_rewards:
+        out["sr"] = _round(traj.step_rewards, 4)
+    if traj.turns:
+        out["turns"] = traj.turns
+    if traj.pred_lat is not None and traj.pred_lon is not None:
+        out["pred"] = [traj.pred_lat, traj.pred_lon]
+    if traj.distance_km is not None:
+        out["d"] = traj.distance_km
+    if traj.extras:
+        out["x"] = traj.extras
+    return out
+
+
+def _image_uri(image_path: str, base_dir: Path | None) -> tuple[str | None, str | None]:
+    """A data URI for a readable local image, else (None, why not)."""
+    path = Path(image_path).expanduser()
+    candidates = [path] if path.is_absolute() or base_dir is None else [path, base_dir / path]
+    for candidate in candidates:
+        try:
+            if not candidate.is_file():
+                continue
+            size = candidate.stat().st_size
+            if size > MAX_IMAGE_BYTES:
+                return None, f"image not embedded: {size / 1e6:.1f} MB is over the limit"
+            mime = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
+            if not mime.startswith("image/"):
+                return None, "not an image file"
+            data = base64.b64encode(candidate.read_bytes()).decode("ascii")
+            return f"data:{mime};base64,{data}", None
+        except OSError:
+            continue
+    return None, "image file not found on the machine that built this page"
+
+
+def plan_sample(chunks: list[StepChunk], available: int) -> dict[int, int]:
+    """Groups to keep per step so the chunks fit in `available` bytes.
+
+    The same number of groups for every step (the largest that fits); if even one group a
+    step is too much, the oldest steps lose their rollouts.
+    """
+    if sum(c.size(c.n_groups) for c in chunks) <= available:
+        return {c.step: c.n_groups for c in chunks}
+    lo, hi = 0, max((c.n_groups for c in chunks), default=0)
+    while lo < hi:  # the largest k whose total fits
+        mid = (lo + hi + 1) // 2
+        if sum(c.size(mid) for c in chunks) <= available:
+            lo = mid
+        else:
+            hi = mid - 1
+    if lo >= 1:
+        return {c.step: min(lo, c.n_groups) for c in chunks}
+    plan = {c.step: 0 for c in chunks}
+    left = available
+    for chunk in sorted(chunks, key=lambda c: -c.step):  # newest steps first
+        cost = chunk.size(1)
+        if cost > left:
+            break
+        plan[chunk.step] = 1
+        left -= cost
+    return plan

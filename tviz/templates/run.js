@@ -1,0 +1,600 @@
+// The run page: charts drawn when scrolled into view, smoothing, log scale, replay, and the
+// rollout browser whose per-step data is decompressed only when a step is opened.
+
+var PAGE = readJSON("page-data");
+var ROLL = readJSON("rollout-data") || { steps: [], notice: "" };
+var STEPS = PAGE.steps;
+var state = { smooth: 0, log: false, upto: null, drawn: {}, pending: {} };
+var decoded = new Map();      // step -> Promise of its groups
+var stepNodes = new Map();    // step -> <details>
+var rewardRange = (function () {
+  var lo = Infinity, hi = -Infinity;
+  ROLL.steps.forEach(function (s) {
+    if (s.worst !== null && s.worst < lo) lo = s.worst;
+    if (s.best !== null && s.best > hi) hi = s.best;
+  });
+  return isFinite(lo) ? [lo, hi] : [0, 1];
+})();
+
+// ---- header status --------------------------------------------------------------------------
+(function status() {
+  var run = PAGE.run;
+  var now = liveStatus(run.status, run.lastData, run.quietAfter);
+  var pill = $("#run-status");
+  var detail = $("#status-detail");
+  pill.textContent = now;
+  pill.className = "status status-" + now;
+  var ago = run.lastData ? fmtAgo(Date.now() / 1000 - run.lastData) + " ago" : "unknown";
+  if (now === "quiet") {
+    detail.textContent = "Still marked running, but no data has arrived for " + ago.replace(" ago", "") +
+      " (last data " + fmtLocal(run.lastData) + "): the training process may have stopped.";
+  } else if (now === "running") {
+    detail.textContent = "Running: last data " + ago + " (" + fmtLocal(run.lastData) + ").";
+  } else {
+    detail.textContent = now.charAt(0).toUpperCase() + now.slice(1) + " " + fmtLocal(run.ended || run.lastData) + ".";
+  }
+})();
+
+// ---- charts ---------------------------------------------------------------------------------
+function upto() { return state.upto === null ? Infinity : state.upto; }
+
+function ema(values, weight) {
+  var out = new Array(values.length), last = 0, n = 0;
+  for (var i = 0; i < values.length; i++) {
+    var v = values[i];
+    if (v === null) { out[i] = null; continue; }
+    last = last * weight + (1 - weight) * v;
+    n++;
+    out[i] = weight > 0 ? last / (1 - Math.pow(weight, n)) : v;  // debiased, as TensorBoard
+  }
+  return out;
+}
+
+function chartRows(desc) {
+  var limit = upto(), rows = [];
+  if (desc.kind === "heat") {
+    return desc.rows.filter(function (r) { return r.s0 <= limit; });
+  }
+  Object.keys(desc.series).forEach(function (name) {
+    var steps = desc.series[name][0], values = desc.series[name][1];
+    var smooth = ema(values, state.smooth);
+    for (var i = 0; i < steps.length && steps[i] <= limit; i++) {
+      rows.push({ step: steps[i], value: values[i], smooth: smooth[i], series: name });
+    }
+  });
+  return rows;
+}
+
+function chartValues(desc) {
+  if (desc.kind !== "line") return [];
+  var all = [];
+  Object.keys(desc.series).forEach(function (k) { all = all.concat(desc.series[k][1]); });
+  return all;
+}
+
+function draw(id) {
+  var node = $('.chart[data-chart="' + CSS.escape(id) + '"]');
+  var desc = PAGE.charts[id];
+  if (!node || !desc) return Promise.resolve();
+  var rows = chartRows(desc);
+  if (!rows.length && desc.kind === "line") {
+    node.textContent = "";
+    node.appendChild(el("div", { class: "panel-empty", text: "no values up to this step" }));
+  }
+  var spec = withScale(PAGE.specs[desc.spec], state.log && desc.kind === "line", chartValues(desc));
+  spec.datasets = { rows: rows };
+  if (desc.kind === "line") {
+    spec.params.forEach(function (p) { if (p.name === "rawOpacity") p.value = state.smooth > 0 ? 0.25 : 1; });
+  }
+  var old = state.drawn[id];
+  if (old) { old.finalize(); }
+  node.dataset.drawn = "pending";
+  return vegaEmbed(node, spec, embedOptions()).then(function (res) {
+    state.drawn[id] = res.view;
+    node.dataset.drawn = "yes";
+    if (desc.click && $("#rollouts")) {
+      node.classList.add("clickable");
+      res.view.addEventListener("click", function (event, item) {
+        var d = item && item.datum;
+        while (d && d.datum) d = d.datum;  // the hover layer wraps the row
+        if (!d) return;
+        var step = d.step !== undefined ? d.step : d.s0;
+        if (step !== undefined) openStep(step, desc.kind === "heat" ? d.s1last : null);
+      });
+    }
+  }).catch(function (err) {
+    node.dataset.drawn = "error";
+    node.textContent = "This chart could not be drawn: " + err;
+  });
+}
+
+function refresh(id) {
+  var view = state.drawn[id];
+  var desc = PAGE.charts[id];
+  if (!view) return;
+  view.data("rows", chartRows(desc));
+  if (desc.kind === "line") view.signal("rawOpacity", state.smooth > 0 ? 0.25 : 1);
+  view.runAsync();
+}
+
+// Draw a chart when it comes near the viewport: a run logging 40 metrics must not pay for 40
+// charts before the reader sees the first.
+var observer = new IntersectionObserver(function (entries) {
+  entries.forEach(function (entry) {
+    if (!entry.isIntersecting) return;
+    observer.unobserve(entry.target);
+    draw(entry.target.dataset.chart);
+  });
+}, { rootMargin: "300px 0px" });
+$$(".chart[data-chart]").forEach(function (node) { observer.observe(node); });
+
+// Then draw the rest one at a time while the browser is idle, so scrolling finds them ready.
+function drawIdle() {
+  var next = $$(".chart[data-chart]").find(function (n) { return !n.dataset.drawn; });
+  if (!next) return;
+  observer.unobserve(next);
+  draw(next.dataset.chart).then(function () { idle(drawIdle); });
+}
+var idle = window.requestIdleCallback || function (f) { return setTimeout(f, 50); };
+setTimeout(function () { idle(drawIdle); }, 300);
+
+function redrawAll() {
+  Object.keys(state.drawn).forEach(function (id) { draw(id); });
+}
+function refreshAll() {
+  Object.keys(state.drawn).forEach(refresh);
+}
+
+// ---- toolbar --------------------------------------------------------------------------------
+var smoothing = $("#smoothing");
+smoothing.addEventListener("input", function () {
+  state.smooth = Number(smoothing.value);
+  $("#smoothing-value").textContent = state.smooth > 0 ? state.smooth.toFixed(2) : "off";
+  refreshAll();
+});
+$("#logscale").addEventListener("change", function (e) {
+  state.log = e.target.checked;
+  redrawAll();
+});
+
+var replay = $("#replay");
+var replayOut = $("#replay-value");
+var replayBanner = null;
+replay.max = Math.max(0, STEPS.length - 1);
+replay.value = replay.max;
+if (STEPS.length < 2) replay.disabled = true;
+var replayFrame = 0;
+function setReplay(index) {
+  index = Number(index);
+  var latest = index >= STEPS.length - 1;
+  state.upto = latest ? null : STEPS[index];
+  replayOut.textContent = latest ? "latest" : "step " + STEPS[index].toLocaleString("en-US");
+  $("#replay-latest").hidden = latest;
+  document.body.dataset.replay = latest ? "" : String(STEPS[index]);
+  if (!latest && !replayBanner) {
+    replayBanner = el("p", { class: "replay-banner", role: "status" });
+    $("main").insertBefore(replayBanner, $("main").firstChild);
+  }
+  if (replayBanner) {
+    if (latest) { replayBanner.remove(); replayBanner = null; }
+    else replayBanner.textContent = "Replay: showing the run as it stood at step " + STEPS[index].toLocaleString("en-US") +
+      " of " + STEPS[STEPS.length - 1].toLocaleString("en-US") + ".";
+  }
+  cancelAnimationFrame(replayFrame);
+  replayFrame = requestAnimationFrame(function () { refreshAll(); renderSteps(); });
+}
+replay.addEventListener("input", function () { setReplay(replay.value); });
+$("#replay-latest").addEventListener("click", function (e) {
+  e.preventDefault();
+  replay.value = replay.max;
+  setReplay(replay.max);
+});
+
+// ---- rollouts -------------------------------------------------------------------------------
+var parsed = new Promise(function (resolve) {
+  if (document.readyState !== "loading") resolve();
+  else document.addEventListener("DOMContentLoaded", resolve);
+});
+
+function decodeStep(step) {
+  if (decoded.has(step)) return decoded.get(step);
+  var promise = parsed.then(function () { return decodeNow(step); });
+  decoded.set(step, promise);
+  return promise;
+}
+
+function decodeNow(step) {
+  var node = document.getElementById("chunk-" + step);
+  var promise;
+  if (!node) {
+    promise = Promise.resolve([]);
+  } else {
+    var bin = atob(node.textContent);
+    var bytes = new Uint8Array(bin.length);
+    for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+    var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+    // Groups come in the order the size budget keeps them; show them in group order.
+    promise = new Response(stream).text().then(function (text) {
+      return JSON.parse(text).sort(function (a, b) { return a.g - b.g; });
+    });
+  }
+  return promise;
+}
+
+function rewardColor(r) {
+  if (r === null || r === undefined) return "#c3c9d4";
+  var t = rewardRange[1] > rewardRange[0] ? (r - rewardRange[0]) / (rewardRange[1] - rewardRange[0]) : 1;
+  t = Math.max(0, Math.min(1, t));
+  // red (low) -> amber -> green (high), muted so text on it stays readable
+  var hue = Math.round(t * 140);
+  return "hsl(" + hue + ", 55%, 46%)";
+}
+function rewardBadge(r) {
+  return el("span", { class: "reward", style: "background:" + rewardColor(r) + ";color:#fff", text: fmt(r, 3) });
+}
+
+function filterState() {
+  var q = $("#search").value.trim().toLowerCase();
+  var lo = $("#reward-min").value, hi = $("#reward-max").value;
+  return { q: q, lo: lo === "" ? -Infinity : Number(lo), hi: hi === "" ? Infinity : Number(hi) };
+}
+function trajVisible(t, f) { return t.r === null ? f.lo === -Infinity && f.hi === Infinity : t.r >= f.lo && t.r <= f.hi; }
+function textMatches(text, q) { return !q || (text || "").toLowerCase().indexOf(q) >= 0; }
+function groupMatches(g, f) {
+  if (!g.t.some(function (t) { return trajVisible(t, f); })) return false;
+  if (!f.q) return true;
+  return textMatches(g.p, f.q) || g.t.some(function (t) {
+    return textMatches(t.o, f.q) || (t.turns && textMatches(JSON.stringify(t.turns), f.q));
+  });
+}
+
+// Text with the search term marked, built from text nodes (never parsed as HTML).
+function highlighted(text, q, tag, cls) {
+  var node = el(tag || "pre", { class: cls || "text" });
+  text = text || "";
+  if (!q) { node.textContent = text; return node; }
+  var lower = text.toLowerCase(), pos = 0, at;
+  while ((at = lower.indexOf(q, pos)) >= 0) {
+    node.appendChild(document.createTextNode(text.slice(pos, at)));
+    node.appendChild(el("mark", { text: text.slice(at, at + q.length) }));
+    pos = at + q.length;
+  }
+  node.appendChild(document.createTextNode(text.slice(pos)));
+  return node;
+}
+
+var PAGE_SIZE = 40;
+var shownSteps = PAGE_SIZE;
+var searchMatches = null;  // null, or Set of steps matching the current search
+
+function visibleSteps() {
+  var limit = upto();
+  return ROLL.steps.filter(function (s) {
+    return s.step <= limit && (searchMatches === null || searchMatches.has(s.step));
+  });
+}
+
+function stepSummary(s) {
+  var kids = [
+    el("span", { class: "step-title", text: "Step " + s.step.toLocaleString("en-US") }),
+    el("span", { class: "stat" }, [el("b", { text: fmt(s.groups) }), " groups"]),
+    el("span", { class: "stat" }, [el("b", { text: fmt(s.traj) }), " samples"]),
+    el("span", { class: "stat" }, ["best ", el("b", { text: fmt(s.best, 3) })]),
+    el("span", { class: "stat" }, ["mean ", el("b", { text: fmt(s.mean, 3) })]),
+    el("span", { class: "stat" }, ["worst ", el("b", { text: fmt(s.worst, 3) })]),
+  ];
+  if (s.flat) kids.push(el("span", { class: "stat muted", text: s.flat + " without learning signal" }));
+  if (s.kept < s.groups) {
+    kids.push(el("span", { class: "kept", text: s.kept ? s.kept + " of " + s.groups + " groups in this page" : "rollouts left out of this page" }));
+  }
+  return el("summary", {}, kids);
+}
+
+function renderSteps() {
+  var box = $("#steps");
+  if (!box) return;
+  var list = visibleSteps();
+  var wanted = list.slice(0, shownSteps);
+  var keep = new Set(wanted.map(function (s) { return s.step; }));
+  stepNodes.forEach(function (node, step) {
+    if (!keep.has(step)) { node.remove(); stepNodes.delete(step); }
+  });
+  var prev = null;
+  wanted.forEach(function (s) {
+    var node = stepNodes.get(s.step);
+    if (!node) {
+      node = el("details", { class: "step", "data-step": s.step }, [stepSummary(s), el("div", { class: "step-body" })]);
+      node.addEventListener("toggle", function () { if (node.open) fillStep(node, s); });
+      stepNodes.set(s.step, node);
+    }
+    var expected = prev ? prev.nextSibling : box.firstChild;
+    if (expected !== node) box.insertBefore(node, expected);
+    prev = node;
+  });
+  var more = $("#more-steps");
+  more.hidden = list.length <= wanted.length;
+  more.textContent = "Show more steps (" + (list.length - wanted.length).toLocaleString("en-US") + " older)";
+  if (!list.length) {
+    if (!$("#no-steps")) box.appendChild(el("p", { id: "no-steps", class: "muted", text: "No steps match." }));
+  } else if ($("#no-steps")) {
+    $("#no-steps").remove();
+  }
+}
+
+function fillStep(node, s) {
+  var body = node.querySelector(".step-body");
+  body.textContent = "";
+  body.appendChild(el("p", { class: "muted", text: "Decompressing…" }));
+  return decodeStep(s.step).then(function (groups) {
+    body.textContent = "";
+    var f = filterState();
+    if (!groups.length) {
+      body.appendChild(el("p", { class: "muted", text: "This step's rollouts were left out of the page to keep it within its size budget." }));
+      return;
+    }
+    if (s.kept < s.groups) {
+      body.appendChild(el("p", { class: "hidden-note", text: "Showing " + s.kept + " of " + s.groups + " groups (best, worst and mixed ones): the page's size budget left the rest out." }));
+    }
+    var shown = 0;
+    groups.forEach(function (g) {
+      if (!groupMatches(g, f)) return;
+      shown++;
+      body.appendChild(groupCard(g, f));
+    });
+    if (!shown) body.appendChild(el("p", { class: "muted", text: "No group of this step matches the search or reward filter." }));
+    node.dataset.filled = "yes";
+  });
+}
+
+function groupCard(g, f) {
+  var card = el("div", { class: "group", "data-group": g.g });
+  var bars = el("div", { class: "bars", title: "one bar per trajectory, height = reward" });
+  g.t.forEach(function (t) {
+    var h = t.r === null ? 0 : (rewardRange[1] > rewardRange[0] ? (t.r - rewardRange[0]) / (rewardRange[1] - rewardRange[0]) : 1);
+    bars.appendChild(el("span", { style: "height:" + Math.max(8, Math.round(h * 100)) + "%;background:" + rewardColor(t.r), title: "reward " + fmt(t.r, 4) }));
+  });
+  var idLabel = el("span", { class: "group-id", text: "Group " + g.g });
+  if (g.flat) idLabel.appendChild(el("span", { class: "flat-badge", title: "every sample got the same reward: no learning signal for GRPO", text: "no signal" }));
+  var head = el("div", { class: "group-head", role: "button", tabindex: "0", "aria-expanded": "false" }, [
+    idLabel,
+    el("span", { class: "group-rewards" }, ["best ", el("b", { text: fmt(g.best, 3) }), " · mean ", el("b", { text: fmt(g.mean, 3) })]),
+    bars,
+    el("span", { class: "prompt-start", text: (g.p || "").slice(0, 300).replace(/\s+/g, " ") }),
+  ]);
+  var body = null;
+  function toggle() {
+    if (body) { body.remove(); body = null; head.setAttribute("aria-expanded", "false"); return; }
+    body = groupBody(g, f);
+    card.appendChild(body);
+    head.setAttribute("aria-expanded", "true");
+  }
+  head.addEventListener("click", toggle);
+  head.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); } });
+  card.appendChild(head);
+  return card;
+}
+
+function groupBody(g, f) {
+  var body = el("div", { class: "group-body" });
+  body.appendChild(el("div", { class: "label", text: "Prompt" }));
+  body.appendChild(highlighted(g.p, f.q));
+  if (g.imgPath || g.gt) body.appendChild(visionBlock(g));
+  if (g.x) body.appendChild(extrasBlock(g.x));
+  body.appendChild(el("div", { class: "label", text: "Trajectories, best first" }));
+  var hidden = 0;
+  g.t.forEach(function (t) {
+    if (!trajVisible(t, f)) { hidden++; return; }
+    body.appendChild(trajRow(t, f, g));
+  });
+  if (hidden) body.appendChild(el("p", { class: "hidden-note", text: hidden + " trajectories hidden by the reward filter" }));
+  return body;
+}
+
+function trajRow(t, f, g) {
+  var row = el("div", { class: "traj", "data-traj": t.i });
+  var len = t.nt !== undefined ? t.nt + " tok" : (t.o || "").length + " chars";
+  var preview = t.o || (t.turns ? "(" + t.turns.length + " turns)" : "");
+  var head = el("div", { class: "traj-head", role: "button", tabindex: "0", "aria-expanded": "false" }, [
+    rewardBadge(t.r),
+    el("span", { class: "muted", text: "#" + t.i }),
+    el("span", { class: "muted", text: len }),
+    el("span", { class: "traj-preview", text: preview.slice(0, 300).replace(/\s+/g, " ") }),
+  ]);
+  var body = null;
+  function toggle() {
+    if (body) { body.remove(); body = null; head.setAttribute("aria-expanded", "false"); return; }
+    body = trajBody(t, f, g);
+    row.appendChild(body);
+    head.setAttribute("aria-expanded", "true");
+  }
+  head.addEventListener("click", toggle);
+  head.addEventListener("keydown", function (e) { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); toggle(); } });
+  row.appendChild(head);
+  return row;
+}
+
+function trajBody(t, f, g) {
+  var body = el("div", { class: "traj-body" });
+  if (t.turns && t.turns.length) {
+    body.appendChild(el("div", { class: "label", text: "Turns" }));
+    t.turns.forEach(function (turn, i) { body.appendChild(turnBlock(turn, i, f)); });
+  }
+  if (t.o || !t.turns) {
+    body.appendChild(el("div", { class: "label", text: "Output" }));
+    var text = highlighted(t.o, f.q);
+    body.appendChild(text);
+  }
+  var tools = el("div", { class: "traj-tools" });
+  if (t.lp && t.lp.length) {
+    var heat = null;
+    var button = el("button", { type: "button", class: "button heat-toggle", "aria-pressed": "false", text: "Token logprob heatmap" });
+    button.addEventListener("click", function () {
+      if (heat) { heat.remove(); heat = null; button.setAttribute("aria-pressed", "false"); return; }
+      heat = heatmap(t.lp);
+      tools.after(heat);
+      button.setAttribute("aria-pressed", "true");
+    });
+    tools.appendChild(button);
+    var finite = t.lp.filter(function (v) { return v !== null; });
+    var mean = finite.reduce(function (a, b) { return a + b; }, 0) / Math.max(1, finite.length);
+    tools.appendChild(el("span", { class: "muted", text: "mean logprob " + fmt(mean, 3) + " · " + t.lp.length + " tokens" }));
+  }
+  if (t.sr && t.sr.length) {
+    var chips = el("span", { class: "chips", title: "reward of each step of the episode" });
+    t.sr.forEach(function (r, i) { chips.appendChild(el("span", { text: "step " + (i + 1) + ": " + fmt(r, 4) })); });
+    tools.appendChild(el("span", { class: "muted", text: "Reward by step:" }));
+    tools.appendChild(chips);
+  }
+  if (tools.childNodes.length) body.appendChild(tools);
+  if (t.pred || t.d !== undefined) {
+    var geo = "predicted " + (t.pred ? fmt(t.pred[0], 5) + ", " + fmt(t.pred[1], 5) : "–");
+    if (g.gt) geo += " · true " + fmt(g.gt[0], 5) + ", " + fmt(g.gt[1], 5);
+    if (t.d !== undefined) geo += " · distance " + fmt(t.d, 4) + " km";
+    body.appendChild(el("div", { class: "geo", text: geo }));
+  }
+  if (t.x) body.appendChild(extrasBlock(t.x));
+  return body;
+}
+
+function turnBlock(turn, i, f) {
+  var box = el("div", { class: "turn" });
+  if (turn && typeof turn === "object" && !Array.isArray(turn)) {
+    var role = turn.role || turn.speaker || ("turn " + (i + 1));
+    var content = turn.content !== undefined ? turn.content : (turn.text !== undefined ? turn.text : null);
+    box.appendChild(el("div", { class: "turn-role", text: String(role) + (turn.reward !== undefined ? " · reward " + fmt(turn.reward, 4) : "") }));
+    if (content === null) {
+      var rest = Object.assign({}, turn); delete rest.role;
+      box.appendChild(highlighted(JSON.stringify(rest, null, 2), f.q));
+    } else {
+      box.appendChild(highlighted(typeof content === "string" ? content : JSON.stringify(content, null, 2), f.q));
+    }
+  } else {
+    box.appendChild(el("div", { class: "turn-role", text: "turn " + (i + 1) }));
+    box.appendChild(highlighted(typeof turn === "string" ? turn : JSON.stringify(turn, null, 2), f.q));
+  }
+  return box;
+}
+
+function heatmap(lps) {
+  var wrap = el("div", { class: "heat-wrap" });
+  var grid = el("div", { class: "heatmap", role: "img", "aria-label": "token logprobs" });
+  lps.forEach(function (lp, i) {
+    var p = lp === null ? null : Math.exp(lp);
+    // confident tokens pale, unlikely ones saturated red
+    var color = p === null ? "#e3e6ec" : "hsl(" + Math.round(p * 210) + ", " + Math.round(70 - p * 40) + "%, " + Math.round(52 + p * 38) + "%)";
+    grid.appendChild(el("span", { style: "background:" + color, title: "token " + i + ": logprob " + fmt(lp, 4) + (p === null ? "" : " (p = " + fmt(p, 3) + ")") }));
+  });
+  wrap.appendChild(grid);
+  wrap.appendChild(el("div", { class: "heat-legend", text: "One cell per sampled token, in order; red = unlikely under the sampler, pale blue = confident. Hover a cell for its logprob." }));
+  return wrap;
+}
+
+function extrasBlock(x) {
+  var table = el("table", { class: "kv" });
+  Object.keys(x).forEach(function (k) {
+    var v = x[k];
+    table.appendChild(el("tr", {}, [el("th", { text: k }), el("td", { text: typeof v === "string" ? v : JSON.stringify(v) })]));
+  });
+  return table;
+}
+
+function visionBlock(g) {
+  var box = el("div", { class: "vision" });
+  if (g.img) box.appendChild(el("img", { src: g.img, alt: "rollout image" }));
+  else if (g.imgPath) box.appendChild(el("p", { class: "muted", text: (g.imgNote || "image not embedded") + ": " + g.imgPath }));
+  var side = el("div", { class: "geo" });
+  if (g.gt) {
+    side.appendChild(el("div", { text: "true location " + fmt(g.gt[0], 5) + ", " + fmt(g.gt[1], 5) + (g.place ? " (" + g.place + ")" : "") }));
+    side.appendChild(miniMap(g));
+  } else if (g.place) {
+    side.appendChild(el("div", { text: g.place }));
+  }
+  box.appendChild(side);
+  return box;
+}
+
+// Truth and predictions on a plain lat/lon grid (no map tiles: the page loads nothing).
+function miniMap(g) {
+  var NS = "http://www.w3.org/2000/svg", W = 240, H = 120;
+  function svg(tag, attrs) {
+    var n = document.createElementNS(NS, tag);
+    Object.keys(attrs).forEach(function (k) { n.setAttribute(k, attrs[k]); });
+    return n;
+  }
+  function xy(lat, lon) { return [(lon + 180) / 360 * W, (90 - lat) / 180 * H]; }
+  var root = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, class: "map", role: "img", "aria-label": "predicted and true locations" });
+  for (var lon = -120; lon <= 120; lon += 60) root.appendChild(svg("line", { x1: xy(0, lon)[0], x2: xy(0, lon)[0], y1: 0, y2: H, stroke: "#dde3ec" }));
+  for (var lat = -60; lat <= 60; lat += 30) root.appendChild(svg("line", { x1: 0, x2: W, y1: xy(lat, 0)[1], y2: xy(lat, 0)[1], stroke: "#dde3ec" }));
+  var truth = xy(g.gt[0], g.gt[1]);
+  g.t.forEach(function (t) {
+    if (!t.pred) return;
+    var p = xy(t.pred[0], t.pred[1]);
+    root.appendChild(svg("line", { x1: truth[0], y1: truth[1], x2: p[0], y2: p[1], stroke: rewardColor(t.r), "stroke-opacity": 0.5 }));
+    var dot = svg("circle", { cx: p[0], cy: p[1], r: 3, fill: rewardColor(t.r) });
+    var title = svg("title", {}); title.textContent = "#" + t.i + " reward " + fmt(t.r, 3);
+    dot.appendChild(title);
+    root.appendChild(dot);
+  });
+  root.appendChild(svg("circle", { cx: truth[0], cy: truth[1], r: 4.5, fill: "none", stroke: "#1f2430", "stroke-width": 2 }));
+  return root;
+}
+
+// Open a step's rollouts (from a chart click). A step without rollouts in the page opens the
+// nearest earlier one that has them.
+function openStep(step, lastStep) {
+  var list = visibleSteps();
+  if (!list.length) return;
+  var target = null;
+  for (var i = 0; i < list.length; i++) {  // newest first
+    var s = list[i].step;
+    if (s <= (lastStep !== null && lastStep !== undefined ? lastStep : step)) { target = list[i]; break; }
+  }
+  if (!target) target = list[list.length - 1];
+  if (target.step !== step && lastStep === null) toast("Step " + step + " has no rollouts here; showing step " + target.step + ".");
+  var index = list.indexOf(target);
+  if (index >= shownSteps) { shownSteps = index + PAGE_SIZE; renderSteps(); }
+  var node = stepNodes.get(target.step);
+  if (!node) return;
+  node.open = true;
+  node.scrollIntoView({ behavior: "smooth", block: "start" });
+}
+
+if ($("#steps")) {
+  renderSteps();
+  $("#more-steps").addEventListener("click", function () { shownSteps += PAGE_SIZE * 5; renderSteps(); });
+  var searchTimer = 0, searchRun = 0;
+  function applyFilters() {
+    var f = filterState(), run = ++searchRun, status = $("#search-status");
+    var refill = function () {
+      stepNodes.forEach(function (node, step) {
+        if (node.open) fillStep(node, ROLL.steps.find(function (s) { return s.step === step; }));
+      });
+    };
+    if (!f.q && f.lo === -Infinity && f.hi === Infinity) {
+      searchMatches = null;
+      status.textContent = "";
+      renderSteps(); refill();
+      return;
+    }
+    status.textContent = "Searching…";
+    // Searching needs every step's text: decompress them all (once; they stay decoded).
+    var kept = ROLL.steps.filter(function (s) { return s.kept > 0; });
+    Promise.all(kept.map(function (s) { return decodeStep(s.step).then(function (g) { return [s.step, g]; }); }))
+      .then(function (pairs) {
+        if (run !== searchRun) return;
+        var matches = new Set(), groups = 0;
+        pairs.forEach(function (pair) {
+          var n = pair[1].filter(function (g) { return groupMatches(g, f); }).length;
+          if (n) { matches.add(pair[0]); groups += n; }
+        });
+        searchMatches = matches;
+        status.textContent = groups + " groups in " + matches.size + " steps match";
+        renderSteps(); refill();
+      });
+  }
+  function later() { clearTimeout(searchTimer); searchTimer = setTimeout(applyFilters, 250); }
+  $("#search").addEventListener("input", later);
+  $("#reward-min").addEventListener("input", later);
+  $("#reward-max").addEventListener("input", later);
+}
+document.body.dataset.ready = "yes";
