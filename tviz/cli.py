@@ -110,5 +110,154 @@ def _duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+@main.command("watch")
+@db_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("tviz-report"),
+    show_default=True,
+    help="Folder the pages are written to and served from.",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to serve on. Anything but loopback shows the pages to the network.",
+)
+@click.option("--port", type=click.IntRange(0, 65535), default=3003, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in a browser.")
+@friendly_errors
+def watch_command(
+    db_path: Path | None, out_dir: Path, host: str, port: int, open_browser: bool
+) -> None:
+    """Build the report, serve it, and update the open pages as runs log new data."""
+    from tviz.watch import WatchError, WatchOptions, watch
+
+    options = WatchOptions(resolve_db(db_path), out_dir, host, port, open_browser)
+    try:
+        watch(options, log=click.echo)
+    except WatchError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@main.command("import")
+@click.argument("log_dir", type=click.Path(path_type=Path))
+@db_option
+@click.option("--name", default=None, help="Run name at first import (default: the folder's).")
+@friendly_errors
+def import_command(log_dir: Path, db_path: Path | None, name: str | None) -> None:
+    """Import a tinker-cookbook run folder (metrics.jsonl, iteration_*/); again to update it."""
+    from tviz.adapters.cookbook import CookbookImportError, import_cookbook_run
+
+    db = resolve_db(db_path)
+    try:
+        result = import_cookbook_run(log_dir, db, name=name)
+    except CookbookImportError as exc:
+        raise click.ClickException(str(exc)) from None
+    for warning in result.warnings:
+        click.echo(f"warning: {warning}", err=True)
+    what = f"{result.run_name} ({result.run_id}) in {db}"
+    if not result.changed:
+        click.echo(f"{what} is up to date: nothing new in {log_dir}")
+        return
+    click.echo(
+        f"imported {what}: {result.metric_steps_written} steps of metrics,"
+        f" {result.rollout_groups_written} rollout groups ({result.trajectories_written}"
+        f" trajectories) from {result.rollout_steps_written} iterations"
+        + ("" if result.finished else "; the run is not finished, import again to update it")
+    )
+    click.echo(f"build the report: tviz build --db {db}")
+
+
+@main.command("build")
+@db_option
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("tviz-report"),
+    show_default=True,
+    help="Folder for index.html and runs/<slug>.html.",
+)
+@click.option(
+    "--run", "runs", multiple=True, metavar="NAME_OR_ID", help="Only this run (repeatable)."
+)
+@click.option("--open", "open_browser", is_flag=True, help="Open the result in a browser.")
+@click.option(
+    "--budget-mb",
+    type=click.FloatRange(min=1),
+    default=25.0,
+    show_default=True,
+    help="Largest run page; past it, rollouts are sampled (the page says so).",
+)
+@friendly_errors
+def build_command(
+    db_path: Path | None,
+    out_dir: Path,
+    runs: tuple[str, ...],
+    open_browser: bool,
+    budget_mb: float,
+) -> None:
+    """Write self-contained HTML reports: one page per run and an index."""
+    import sys
+    import webbrowser
+
+    from tviz.render import SiteBuilder
+
+    db = resolve_db(db_path)
+    with Store(db, timeout=2.0) as store:  # fail on a bad file or run before writing anything
+        run_ids = [store.find_run(name).id for name in runs] or None
+    builder = SiteBuilder(db, out_dir, budget_bytes=int(budget_mb * 1_000_000))
+    if sys.stderr.isatty():  # a bar for a person at a terminal; scripts get one line
+        with click.progressbar(length=1, label="building", file=sys.stderr) as bar:
+
+            def progress(done: int, total: int, run: RunSummary) -> None:
+                bar.length = total
+                bar.update(1)
+
+            report = builder.build(run_ids, progress=progress)
+    else:
+        report = builder.build(run_ids)
+    for run_id in report.notices:
+        click.echo(f"note: run {run_id}: rollouts sampled to fit {budget_mb:g} MB", err=True)
+    index = out_dir / "index.html"
+    click.echo(f"wrote {len(report.runs)} run pages and {index}")
+    if open_browser:
+        target = report.written[0] if len(report.runs) == 1 else index
+        webbrowser.open(target.resolve().as_uri())
+
+
+@main.command("demo")
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("tviz-demo"),
+    show_default=True,
+    help="Folder for the demo database and its report (never your own database).",
+)
+@click.option("--steps", type=click.IntRange(1, 100_000), default=30, show_default=True)
+@click.option("--groups", type=click.IntRange(1, 10_000), default=8, show_default=True)
+@click.option("--samples", type=click.IntRange(1, 1_000), default=8, show_default=True)
+@click.option("--open", "open_browser", is_flag=True, help="Open the report in a browser.")
+@friendly_errors
+def demo_command(out_dir: Path, steps: int, groups: int, samples: int, open_browser: bool) -> None:
+    """Simulate a realistic RL run (no Tinker needed) and build its report."""
+    import webbrowser
+
+    from tviz.demo import build_demo
+
+    site = build_demo(out_dir, steps=steps, groups=groups, samples=samples)
+    click.echo(f"wrote the demo runs to {site.db_path}")
+    if site.index is None:
+        click.echo(f"build the report: tviz build --db {site.db_path} --out {out_dir}")
+        return
+    click.echo(f"open {site.index.resolve().as_uri()}")
+    if open_browser:
+        webbrowser.open(site.index.resolve().as_uri())
+
+
 if __name__ == "__main__":
     main()
