@@ -551,8 +551,8 @@ class _Writer:
                 _, status, ts = op
                 conn.execute(
                     "UPDATE runs SET ended_at = datetime(?, 'unixepoch'), ended_ts = ?,"
-                    " status = ?, last_ts = max(COALESCE(last_ts, 0), ?) WHERE id = ?",
-                    (ts, ts, status, ts, self.run["id"]),
+                    " status = ? WHERE id = ?",
+                    (ts, ts, status, self.run["id"]),
                 )
         except (TypeError, ValueError, AttributeError, OverflowError, sqlite3.InterfaceError) as e:
             # A value we cannot store: skip this call only, never the batch.

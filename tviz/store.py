@@ -237,6 +237,15 @@ class Store:
                 return pick[0]
         raise StoreError(f"no run named or with id {name_or_id!r} in {self.path}")
 
+    def tokens_by_day(self) -> dict[str, int]:
+        """Sampled tokens per UTC day ('YYYY-MM-DD'), over all runs, by each step's time."""
+        with self.snapshot() as conn:
+            rows = conn.execute(
+                "SELECT date(ts, 'unixepoch') AS day, sum(total_ac_tokens) FROM steps"
+                " WHERE total_ac_tokens IS NOT NULL AND ts IS NOT NULL GROUP BY day ORDER BY day"
+            )
+            return {day: int(total) for day, total in rows if day is not None}
+
     def versions(self) -> dict[str, tuple]:
         """A cheap fingerprint per run that changes whenever the run gains data."""
         with self.snapshot() as conn:
