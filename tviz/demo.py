@@ -18,6 +18,7 @@ import math
 import os
 import random
 import struct
+import time
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -280,7 +281,8 @@ def simulate_run(
     modality: str = "text",
     image_dir: str | os.PathLike[str] | None = None,
     eval_every: int = 5,
-) -> None:
+    start: float | None = None,
+) -> float:
     """Log a simulated GRPO run into `logger`: config, per-step metrics and rollouts.
 
     Args:
@@ -291,6 +293,10 @@ def simulate_run(
         modality: "text" (math) or "vision" (geo-guessing; needs `image_dir`).
         image_dir: where the vision run writes its PNG images.
         eval_every: log `test/env/all/...` metrics every this many steps (0: never).
+        start: if given, the run's simulated clock (Unix seconds) at step 0: each step is
+            logged at the time it would have ended, so durations and tokens per day look real.
+
+    Returns the simulated duration in seconds.
     """
     if modality == "vision" and image_dir is None:
         raise ValueError("a vision run needs image_dir for its images")
@@ -305,7 +311,8 @@ def simulate_run(
             rollouts, stats = _vision_step(rng, step, steps, groups, samples, Path(image_dir))
         else:
             rollouts, stats = _text_step(rng, step, steps, groups, samples, output_tokens)
-        logger.log_rollouts(rollouts, step=step)
+        # Sampling ends, then the step's metrics after its training: the simulated clock.
+        sample_clock = None if start is None else start + elapsed + 8.0
 
         skill = _skill(step, steps, 0.0)
         sampled = stats["ac_tokens"]
@@ -316,6 +323,7 @@ def simulate_run(
         train_s = 4.0 + sampled / 2500 + rng.random()
         total_s = sampling_s + train_s + 0.4
         elapsed += total_s
+        logger.log_rollouts(rollouts, step=step, timestamp=sample_clock)
         rewards = stats["rewards"]
         metrics: dict[str, Any] = {
             "progress/batch": step,
@@ -351,8 +359,9 @@ def simulate_run(
         if eval_every and step % eval_every == 0:
             metrics["test/env/all/reward/total"] = min(1.0, max(-0.1, skill + rng.gauss(0, 0.05)))
             metrics["test/env/all/correct"] = min(1.0, max(0.0, skill + rng.gauss(0, 0.05)))
-        logger.log_metrics(metrics, step=step)
+        logger.log_metrics(metrics, step=step, timestamp=None if start is None else start + elapsed)
     logger.log_summary({"cost/cumulative_usd": cumulative_cost})
+    return elapsed
 
 
 def _group_stats(stats: dict[str, Any], rewards: list[float]) -> None:
@@ -553,11 +562,14 @@ def write_demo_db(
     seed: int = 0,
     vision: bool = True,
     overwrite: bool = False,
+    start: float | None = None,
 ) -> DemoResult:
     """Write the demo runs into a new database file: a math GRPO run and, with `vision`, a
     geo-guessing run whose images go to `images/` next to the database.
 
-    Raises FileExistsError if the file exists, unless `overwrite` (then it is replaced).
+    The runs' simulated clocks begin at `start` (default: early enough that both runs have
+    ended by now). Raises FileExistsError if the file exists, unless `overwrite` (then it is
+    replaced).
     """
     path = Path(db_path).expanduser()
     if path.exists():
@@ -568,22 +580,29 @@ def write_demo_db(
     path.parent.mkdir(parents=True, exist_ok=True)
     run_ids = []
     # Fixed run ids: the same arguments give the same database content and report.
-    with TvizLogger(path, "grpo-math-demo", run_id=f"demo-math-{seed}") as logger:
-        simulate_run(
+    # About 20 simulated seconds a step; 40 leaves room for both runs to end in the past.
+    clock = time.time() - 40 * (steps + max(2, steps // 3)) if start is None else start
+    with TvizLogger(path, "grpo-math-demo", run_id=f"demo-math-{seed}", started_at=clock) as logger:
+        clock += simulate_run(
             logger,
             steps=steps,
             groups=groups,
             samples=samples,
             output_tokens=output_tokens,
             seed=seed,
+            start=clock,
         )
+        logger.close(timestamp=clock)
         run_ids.append(logger.run_id)
     image_dir = None
     if vision:
         image_dir = path.parent / "images"
         vision_id = f"demo-geo-{seed}"
-        with TvizLogger(path, "geo-vision-demo", "vision", run_id=vision_id) as logger:
-            simulate_run(
+        clock += 300  # the vision run starts five minutes later
+        with TvizLogger(
+            path, "geo-vision-demo", "vision", run_id=vision_id, started_at=clock
+        ) as logger:
+            clock += simulate_run(
                 logger,
                 steps=max(2, steps // 3),
                 groups=max(1, min(groups, 6)),
@@ -592,7 +611,9 @@ def write_demo_db(
                 seed=seed + 1,
                 modality="vision",
                 image_dir=image_dir,
+                start=clock,
             )
+            logger.close(timestamp=clock)
             run_ids.append(logger.run_id)
     return DemoResult(path, run_ids, image_dir)
 
