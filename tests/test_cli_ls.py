@@ -87,3 +87,12 @@ def test_locked_file(db_path: Path) -> None:
     finally:
         holder.execute("COMMIT")
         holder.close()
+
+
+def test_control_characters_in_names_cannot_forge_rows(db_path: Path) -> None:
+    with TvizLogger(db_path, run_name="evil\nfake-row  finished\x1b]0;pwned\x07", strict=True):
+        pass
+    result = CliRunner().invoke(main, ["ls", "--db", str(db_path)])
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 2 and "\x1b" not in result.output and "\x07" not in result.output
+    assert "evil?fake-row" in lines[1]

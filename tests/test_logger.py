@@ -422,3 +422,107 @@ def test_an_importer_can_give_the_times_of_an_old_run(db_path: Path) -> None:
         sqlite3.connect(db_path).execute("SELECT started_at, ended_at FROM runs").fetchone()
     )
     assert (started_at, ended_at) == ("2023-11-14 22:13:20", "2023-11-14 22:15:20")
+
+
+# -- odd values: each bad call is skipped alone, everything else is kept -----------------------
+
+
+def test_a_value_that_cannot_be_stored_skips_only_its_own_call(db_path: Path) -> None:
+    cyclic: dict = {}
+    cyclic["self"] = cyclic
+    logger = TvizLogger(db_path, run_name="survivor")
+    logger.log_metrics({"loss": 1.0}, step=0)
+    logger.log_hparams({"lr": 0.1, "odd": cyclic})  # nested too deep: kept, cut
+    logger.log_rollouts(  # the second group's index is no number: the whole call is skipped
+        [
+            {"prompt_text": "ok", "trajectories": [{"reward": 1}]},
+            {"prompt_text": "bad", "trajectories": [{"reward": 1, "trajectory_idx": "x"}]},
+        ],
+        step=0,
+    )
+    logger.log_metrics({"loss": 0.5}, step=1)
+    with pytest.warns(TvizWarning, match="skipped a rollouts call"):
+        assert logger.flush()
+    logger.close()
+    data = _load(db_path, logger.run_id)
+    assert data.summary.name == "survivor" and data.config["lr"] == 0.1
+    assert data.metrics["loss"].steps == [0, 1]
+    assert data.rollouts == []  # all or nothing: no half-written call
+
+
+def test_numbers_too_large_for_a_double_are_kept_as_text(db_path: Path) -> None:
+    with TvizLogger(db_path, strict=True) as logger:
+        logger.log_metrics({"big": 10**400, "a": 4.0}, step=0)
+    data = _load(db_path, logger.run_id)
+    assert data.metrics["a"].values == [4.0]
+    assert data.text_metrics["big"] == [(0, str(10**400))]
+
+
+def test_odd_run_fields_do_not_lose_the_run(db_path: Path) -> None:
+    with TvizLogger(db_path, modality=["text"], run_type=Optimizer.ADAM) as logger:  # type: ignore[arg-type]
+        logger.log_metrics({"x": 1}, step=0)
+    data = _load(db_path, logger.run_id)
+    assert data.summary.modality == "['text']" and data.summary.type == "adam"
+    assert data.metrics["x"].values == [1.0]
+
+
+def test_warnings_as_errors_do_not_break_the_loop(db_path: Path) -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        logger = TvizLogger(db_path)
+        logger.log_metrics(42, step=0)  # type: ignore[arg-type]  # would warn: must not raise
+        logger.log_metrics({"odd": object()}, step=1)
+        logger.log_rollouts([{"trajectories": [{"reward": 1, "trajectory_idx": "x"}]}], step=1)
+        logger.log_metrics({"x": 2.0}, step=2)
+        assert logger.flush()
+        logger.close()
+    data = _load(db_path, logger.run_id)
+    assert data.metrics["x"].steps == [2] and data.summary.status == "finished"
+
+
+def test_values_changed_in_place_after_the_call_are_logged_as_they_were(db_path: Path) -> None:
+    accumulator = np.zeros(())
+    logger = TvizLogger(db_path)
+    for step in range(5):
+        accumulator += 1
+        logger.log_metrics({"acc": accumulator}, step=step)
+    logger.close()
+    assert _load(db_path, logger.run_id).metrics["acc"].values == [1, 2, 3, 4, 5]
+
+
+def test_list_fields_that_are_no_lists_are_kept_aside(db_path: Path) -> None:
+    with TvizLogger(db_path, strict=True) as logger:
+        logger.log_rollouts(
+            [
+                {
+                    "trajectories": [
+                        {"reward": 1, "output_tokens": 57, "logprobs": -12.5, "turns": "t"}
+                    ]
+                }
+            ],
+            step=0,
+        )
+    (traj,) = _load(db_path, logger.run_id).rollouts[0].trajectories
+    assert (traj.output_tokens, traj.logprobs, traj.turns) == (None, None, None)
+    assert traj.extras == {"output_tokens": 57, "logprobs": -12.5, "turns": "t"}
+
+
+def test_a_resumed_run_replaces_the_rollouts_of_steps_it_logs_again(db_path: Path) -> None:
+    def group(text: str) -> list[dict]:
+        return [{"prompt_text": text, "trajectories": [{"reward": 1}]}]
+
+    with TvizLogger(db_path, strict=True) as first:
+        for step in range(5):
+            first.log_rollouts(group(f"first {step}"), step=step)
+    with TvizLogger(db_path, run_id=first.run_id, strict=True) as again:  # from checkpoint 3
+        for step in (3, 4, 5):
+            again.log_rollouts(group(f"again {step}"), step=step)
+            again.log_rollouts(group(f"again {step} more"), step=step)  # same session: kept
+    prompts = {(r.step, r.prompt_text) for r in _load(db_path, first.run_id).rollouts}
+    assert prompts == {
+        (0, "first 0"),
+        (1, "first 1"),
+        (2, "first 2"),
+        *((s, f"again {s}") for s in (3, 4, 5)),
+        *((s, f"again {s} more") for s in (3, 4, 5)),
+    }

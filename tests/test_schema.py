@@ -180,3 +180,19 @@ def test_default_path_follows_the_environment(monkeypatch, tmp_path: Path) -> No
     monkeypatch.delenv("TVIZ_DB_PATH")
     monkeypatch.setenv("HOME", str(tmp_path))
     assert schema.default_db_path() == tmp_path / ".tviz" / "tviz.db"
+
+
+def test_steps_a_0_2_logger_writes_after_the_upgrade_are_still_read(legacy_db: Path) -> None:
+    schema.connect(legacy_db).close()
+    conn = sqlite3.connect(legacy_db)
+    conn.execute(  # what tviz 0.2.x's log_metrics writes
+        "INSERT INTO steps (run_id, step, reward_mean, kl_divergence, extras)"
+        ' VALUES (\'abc73a7b\', 12, 0.95, 0.002, \'{"custom/score": 0.7, "note": "late"}\')'
+    )
+    conn.commit()
+    with Store(legacy_db) as store:
+        data = store.load_run("abc73a7b")
+    assert data.metrics["reward_mean"].steps == list(range(13))
+    assert data.metrics["reward_mean"].values[-1] == 0.95
+    assert data.metrics["custom/score"].values[-1] == 0.7
+    assert data.text_metrics["note"] == [(12, "late")]

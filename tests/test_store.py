@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tviz import TvizLogger
-from tviz.store import QUIET_AFTER_S, Store
+from tviz.store import QUIET_AFTER_S, Store, StoreError
 
 DAY = 86_400.0
 START = 1_767_225_600.0  # 2026-01-01 00:00 UTC
@@ -52,3 +54,19 @@ def test_tokens_by_day_follow_each_steps_time(db_path: Path) -> None:
     with Store(db_path) as store:
         days = store.tokens_by_day()
     assert days == {"2026-01-01": 30, "2026-01-02": 70 + 30, "2026-01-03": 70}
+
+
+def test_finding_a_run_by_name_id_or_unique_prefix(db_path: Path) -> None:
+    for run_id, name in (("abc111", "alpha"), ("abc222", "beta")):
+        with TvizLogger(db_path, run_name=name, run_id=run_id, strict=True):
+            pass
+    with Store(db_path) as store:
+        assert store.find_run("abc111").name == "alpha"
+        assert store.find_run("beta").id == "abc222"
+        assert store.find_run("abc2").id == "abc222"
+        with pytest.raises(StoreError, match="several run ids"):
+            store.find_run("abc")
+        with pytest.raises(StoreError, match="empty"):
+            store.find_run("")
+        with pytest.raises(StoreError, match="no run named"):
+            store.find_run("gamma")

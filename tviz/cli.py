@@ -71,10 +71,11 @@ def format_runs(runs: list[RunSummary], now: float | None = None) -> str:
     rows = [header]
     for run in runs:
         status = "quiet" if run.is_quiet(now) else run.status
+        name = _printable(run.name)
         rows.append(
             (
-                run.id,
-                run.name if len(run.name) <= 40 else run.name[:39] + "…",
+                _printable(run.id),
+                name if len(name) <= 40 else name[:39] + "…",
                 status,
                 str(run.num_steps),
                 _num(run.latest_reward),
@@ -89,6 +90,11 @@ def format_runs(runs: list[RunSummary], now: float | None = None) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def _printable(text: str) -> str:
+    """No control characters: a run name must not move the cursor or forge table rows."""
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
 def _num(value: float | None) -> str:

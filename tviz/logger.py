@@ -46,6 +46,7 @@ _COMMIT_INTERVAL = 0.1
 _MAX_PENDING = 200_000
 _NONFINITE_TEXT = {math.inf: "inf", -math.inf: "-inf"}
 _NONFINITE_TEXTS = frozenset({"nan", "inf", "-inf"})
+_SIMPLE_TYPES = frozenset({float, int, str, bool, type(None)})
 # Ops whose last element is the time they were logged: they move the run's last_ts.
 _TIMED_OPS = frozenset({"metrics", "rollouts", "text"})
 _SURROGATES = re.compile("[\ud800-\udfff]")
@@ -102,8 +103,8 @@ class TvizLogger:
         self.db_path = Path(db_path).expanduser() if db_path else schema.default_db_path()
         self.run_id: str = str(run_id) if run_id else uuid.uuid4().hex[:8]
         self.run_name: str = str(run_name) if run_name else self.run_id
-        self.modality = modality
-        self.run_type = run_type
+        self.modality = str(modality)
+        self.run_type = str(getattr(run_type, "value", run_type))
         self.strict = strict
         self._closed = False
         self._config_logged = False
@@ -140,7 +141,9 @@ class TvizLogger:
         if self._closed:
             return self._after_close()
         try:
-            snapshot = dict(metrics)
+            # Plain numbers are copied as they are; anything else (numpy scalars, 0-d tensors)
+            # is read now, so a value the loop later changes in place is logged as it was.
+            snapshot = {k: v if type(v) in _SIMPLE_TYPES else _plain(v) for k, v in metrics.items()}
         except Exception as exc:
             return self._bad_input(f"log_metrics needs a mapping of name -> value ({exc})")
         self._submit(("metrics", step, snapshot, timestamp or time.time()))
@@ -247,7 +250,10 @@ class TvizLogger:
 
 
 def _warn(message: str) -> None:
-    warnings.warn(f"tviz: {message}", TvizWarning, stacklevel=3)
+    try:
+        warnings.warn(f"tviz: {message}", TvizWarning, stacklevel=3)
+    except Exception:  # warnings turned into errors (-W error) must not break the loop
+        pass
 
 
 # -- turning Python values into column values ------------------------------------------------
@@ -271,23 +277,28 @@ def _metric_cell(value: Any) -> tuple[float | None, str | None]:
     kind = type(value)
     if kind is not float and kind is not int:  # the common case skips all this
         value = _plain(value)
-        if isinstance(value, (bool, int, float)):
-            value = float(value)
-        elif value is None:
+        if value is None:
             return None, None
-        elif isinstance(value, str):
+        if isinstance(value, str):
             return None, _clean_text(value)
-        else:
+        if not isinstance(value, (bool, int, float)):
             return None, _to_json(value)
-    if math.isfinite(value):
-        return float(value), None
-    return None, _NONFINITE_TEXT.get(value, "nan")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a double: keep its digits
+        return None, str(value)
+    if math.isfinite(number):
+        return number, None
+    return None, _NONFINITE_TEXT.get(number, "nan")
 
 
 def _finite(value: Any) -> float | None:
     value = _plain(value)
-    if isinstance(value, (bool, int, float)) and math.isfinite(value):
-        return value
+    if isinstance(value, (bool, int, float)):
+        try:
+            return value if math.isfinite(value) else None
+        except OverflowError:
+            return None
     return None
 
 
@@ -303,39 +314,45 @@ def _clean_text(text: Any) -> str | None:
     return text
 
 
-def jsonable(value: Any) -> Any:
-    """A config or value as plain JSON data: dataclasses, pydantic models, enums, Paths, numpy."""
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """A config or value as plain JSON data: dataclasses, pydantic models, enums, Paths, numpy.
+
+    Nesting past 64 levels (a structure that contains itself) is cut to its repr.
+    """
+    if _depth > 64:
+        return f"<nested too deep: {type(value).__name__}>"
+    depth = _depth + 1
     value = _plain(value)
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, enum.Enum):
-        return jsonable(value.value)
+        return jsonable(value.value, depth)
     if isinstance(value, PurePath):
         return str(value)
     if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v, depth) for k, v in value.items()}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: jsonable(getattr(value, f.name), depth) for f in dataclasses.fields(value)}
     for method in ("model_dump", "to_dict", "dict"):  # pydantic v2, others, pydantic v1
         dump = getattr(value, method, None)
         if callable(dump) and not isinstance(value, type):
             try:
-                return jsonable(dump())
+                return jsonable(dump(), depth)
             except Exception:
                 pass
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
-        return jsonable(tolist())
+        return jsonable(tolist(), depth)
     if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v) for v in value]
+        return [jsonable(v, depth) for v in value]
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     if callable(value):
         return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
     if hasattr(value, "__dict__"):
-        return {k: jsonable(v) for k, v in vars(value).items() if not k.startswith("_")}
+        return {k: jsonable(v, depth) for k, v in vars(value).items() if not k.startswith("_")}
     return str(value)
 
 
@@ -367,6 +384,18 @@ def _json_list(value: Any) -> str | None:
     return _to_json(value)
 
 
+def _list_field(fields: Mapping[str, Any], key: str, extras: dict[str, Any]) -> str | None:
+    """A list column's JSON; a value that is no list goes to `extras` (readers expect lists)."""
+    value = fields.get(key)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        value = tolist()
+    if value is None or isinstance(value, (list, tuple)):
+        return _json_list(value)
+    extras[key] = jsonable(value)
+    return None
+
+
 # -- the writer -------------------------------------------------------------------------------
 
 
@@ -379,6 +408,8 @@ class _Writer:
         self.strict = strict
         self.conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
+        self._resumed_below: int | None = None
+        self._rollout_steps: set[int] = set()
         self._pending: list[tuple] = []
         self._failing: str | None = None  # the warning currently in force, shown once
         self._dropped = 0
@@ -432,7 +463,10 @@ class _Writer:
             waiters = [o for o in batch if o[0] == "flush"]
             stop = any(o[0] == "stop" for o in batch)
             work = [o for o in batch if o[0] not in ("flush", "stop")]
-            ok = self._write(work)
+            try:
+                ok = self._write(work)
+            except Exception:  # never let the thread die: later calls would vanish silently
+                ok = False
             backoff = 0.0 if ok else min(max(backoff * 2, 0.25), 5.0)
             for _, event, result in waiters:
                 result.append(ok)
@@ -518,6 +552,10 @@ class _Writer:
             self.conn = schema.connect(self.path)
             st = os.stat(self.path)
             self._file_id = (st.st_dev, st.st_ino)
+            # Rollouts up to this id were logged by an earlier session of this run.
+            self._resumed_below = self.conn.execute(
+                "SELECT max(id) FROM rollouts WHERE run_id = ?", (self.run["id"],)
+            ).fetchone()[0]
             # A new or replaced file needs the run row again before anything else.
             self._pending.insert(0, ("run",))
         return self.conn
@@ -531,34 +569,49 @@ class _Writer:
             self.conn = None
 
     def _apply(self, conn: sqlite3.Connection, op: tuple) -> None:
+        """One log call, all or nothing: a value that cannot be stored skips that call only.
+
+        Only `sqlite3.OperationalError` (locked, full, I/O) escapes, so that the whole batch is
+        kept and retried.
+        """
         kind = op[0]
+        conn.execute("SAVEPOINT op")
         try:
-            if kind == "run":
-                self._upsert_run(conn)
-            elif kind == "config":
-                self._config(conn, op[1])
-            elif kind == "metrics":
-                self._metrics(conn, *op[1:])
-            elif kind == "rollouts":
-                self._rollouts(conn, *op[1:])
-            elif kind == "text":
-                _, key, text, ts = op
-                conn.execute(
-                    "INSERT INTO texts (run_id, key, text, ts) VALUES (?, ?, ?, ?)",
-                    (self.run["id"], key, _clean_text(text), ts),
-                )
-            elif kind == "end":
-                _, status, ts = op
-                conn.execute(
-                    "UPDATE runs SET ended_at = datetime(?, 'unixepoch'), ended_ts = ?,"
-                    " status = ? WHERE id = ?",
-                    (ts, ts, status, self.run["id"]),
-                )
-        except (TypeError, ValueError, AttributeError, OverflowError, sqlite3.InterfaceError) as e:
-            # A value we cannot store: skip this call only, never the batch.
+            self._apply_op(conn, op)
+        except sqlite3.OperationalError:
+            raise
+        except Exception as exc:
+            conn.execute("ROLLBACK TO op")
+            conn.execute("RELEASE op")
             if self.strict:
                 raise
-            _warn(f"skipped a {kind} call: {type(e).__name__}: {e}")
+            _warn(f"skipped a {kind} call: {type(exc).__name__}: {exc}")
+            return
+        conn.execute("RELEASE op")
+
+    def _apply_op(self, conn: sqlite3.Connection, op: tuple) -> None:
+        kind = op[0]
+        if kind == "run":
+            self._upsert_run(conn)
+        elif kind == "config":
+            self._config(conn, op[1])
+        elif kind == "metrics":
+            self._metrics(conn, *op[1:])
+        elif kind == "rollouts":
+            self._rollouts(conn, *op[1:])
+        elif kind == "text":
+            _, key, text, ts = op
+            conn.execute(
+                "INSERT INTO texts (run_id, key, text, ts) VALUES (?, ?, ?, ?)",
+                (self.run["id"], key, _clean_text(text), ts),
+            )
+        elif kind == "end":
+            _, status, ts = op
+            conn.execute(
+                "UPDATE runs SET ended_at = datetime(?, 'unixepoch'), ended_ts = ?,"
+                " status = ? WHERE id = ?",
+                (ts, ts, status, self.run["id"]),
+            )
 
     def _upsert_run(self, conn: sqlite3.Connection) -> None:
         run = self.run
@@ -651,6 +704,14 @@ class _Writer:
     def _rollouts(self, conn: sqlite3.Connection, step: Any, rollouts: list, ts: float) -> None:
         run_id = self.run["id"]
         step = int(_plain(step))
+        if self._resumed_below is not None and step not in self._rollout_steps:
+            # A resumed run logs this step again: its new groups replace the old session's,
+            # as its metrics do. Groups this session already logged for the step are kept.
+            old = "SELECT id FROM rollouts WHERE run_id = ? AND step = ? AND id <= ?"
+            args = (run_id, step, self._resumed_below)
+            conn.execute(f"DELETE FROM trajectories WHERE rollout_id IN ({old})", args)
+            conn.execute(f"DELETE FROM rollouts WHERE id IN ({old})", args)
+        self._rollout_steps.add(step)
         for group_idx, rollout in enumerate(rollouts):
             trajectories = rollout["trajectories"]
             rewards = [_reward(t) for t in trajectories]
@@ -673,7 +734,7 @@ class _Writer:
                     _clean_text(fields["city"]),
                     _clean_text(fields["country"]),
                     _clean_text(rollout.get("prompt_text")),
-                    _json_list(rollout.get("prompt_tokens")),
+                    _list_field(rollout, "prompt_tokens", extras),
                     sum(finite) / len(finite) if finite else None,
                     max(finite) if finite else None,
                     _to_json(extras) if extras else None,
@@ -710,13 +771,13 @@ def _trajectory_row(rollout_id: int, idx: int, traj: dict, reward: float) -> tup
         int(index) if index is not None else idx,
         reward,
         _clean_text(traj.get("output_text")),
-        _json_list(traj.get("output_tokens")),
-        _json_list(traj.get("logprobs")),
+        _list_field(traj, "output_tokens", extras),
+        _list_field(traj, "logprobs", extras),
         _finite(traj.get("pred_lat")),
         _finite(traj.get("pred_lon")),
         _finite(traj.get("distance_km")),
-        _json_list(traj.get("step_rewards")),
-        _to_json(jsonable(traj["turns"])) if traj.get("turns") else None,
+        _list_field(traj, "step_rewards", extras),
+        _list_field(traj, "turns", extras),
         _to_json(extras) if extras else None,
     )
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tviz import schema
-from tviz.names import REWARD_METRICS, run_slug
+from tviz.names import LEGACY_COLUMNS, REWARD_METRICS, run_slug
 
 # A run with no end and no data for this long is shown as quiet rather than running.
 QUIET_AFTER_S = 300.0
@@ -226,15 +226,23 @@ class Store:
             return _summaries(conn, None)
 
     def find_run(self, name_or_id: str) -> RunSummary:
-        """A run by exact id, else by exact name (the newest of that name), else id prefix."""
+        """A run by exact id, else by exact name (the newest of that name), else by a prefix
+        of its id that only it has."""
+        if not name_or_id:
+            raise StoreError("an empty run name or id matches nothing")
         runs = self.list_runs()
         for pick in (
             [r for r in runs if r.id == name_or_id],
             [r for r in runs if r.name == name_or_id],
-            [r for r in runs if r.id.startswith(name_or_id)],
         ):
             if pick:
                 return pick[0]
+        prefixed = [r for r in runs if r.id.startswith(name_or_id)]
+        if len(prefixed) == 1:
+            return prefixed[0]
+        if prefixed:
+            ids = ", ".join(r.id for r in prefixed[:5])
+            raise StoreError(f"{name_or_id!r} is the start of several run ids ({ids}): say more")
         raise StoreError(f"no run named or with id {name_or_id!r} in {self.path}")
 
     def tokens_by_day(self) -> dict[str, int]:
@@ -376,21 +384,43 @@ def _summaries(conn: sqlite3.Connection, run_id: str | None) -> list[RunSummary]
 def _metrics(
     conn: sqlite3.Connection, run_id: str
 ) -> tuple[dict[str, Series], dict[str, list[tuple[int, str]]]]:
-    numeric: dict[str, tuple[list[int], list[float]]] = {}
-    texts: dict[str, list[tuple[int, str]]] = {}
-    rows = conn.execute(
-        "SELECT name, step, value, text FROM metrics WHERE run_id = ? ORDER BY name, step",
-        (run_id,),
-    )
-    for name, step, value, text in rows:
-        cell = _cell(value, text)
+    numeric: dict[str, dict[int, float]] = {}
+    texts: dict[str, dict[int, str]] = {}
+
+    def add(name: str, step: int, cell: float | str | None) -> None:
         if isinstance(cell, float):
-            steps, values = numeric.setdefault(name, ([], []))
-            steps.append(step)
-            values.append(cell)
+            numeric.setdefault(name, {})[step] = cell
         elif cell is not None:
-            texts.setdefault(name, []).append((step, cell))
-    return {n: Series(n, s, v) for n, (s, v) in numeric.items()}, texts
+            texts.setdefault(name, {})[step] = cell
+
+    rows = conn.execute(
+        "SELECT name, step, value, text FROM metrics WHERE run_id = ?", (run_id,)
+    ).fetchall()
+    for name, step, value, text in rows:
+        add(name, step, _cell(value, text))
+    # Steps a tviz 0.2.x logger wrote into this file after its upgrade: their values live only
+    # in the 0.2.x columns and `extras`, under the names the migration gives them.
+    have = {step for by_step in (*numeric.values(), *texts.values()) for step in by_step}
+    rows = conn.execute(
+        f"SELECT step, extras, {', '.join(LEGACY_COLUMNS)} FROM steps WHERE run_id = ?",
+        (run_id,),
+    ).fetchall()
+    for step, extras, *values in rows:
+        if step in have:
+            continue
+        for column, value in zip(LEGACY_COLUMNS, values, strict=True):
+            if value is not None:
+                add(column, step, float(value))
+        for name, value in _json_dict(extras).items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                add(name, step, float(value))
+            elif isinstance(value, str):
+                add(name, step, value)
+    series = {
+        name: Series(name, sorted(by_step), [by_step[k] for k in sorted(by_step)])
+        for name, by_step in sorted(numeric.items())
+    }
+    return series, {name: sorted(by_step.items()) for name, by_step in sorted(texts.items())}
 
 
 def _summary_values(conn: sqlite3.Connection, run_id: str) -> dict[str, float | str | None]:
