@@ -208,3 +208,23 @@ def test_imported_run_keeps_its_own_start_and_duration(run_dir: Path, db_path: P
     seconds = sum(r["time/total"] for r in metric_rows(run_dir) if "time/total" in r)
     assert run.started_at == start
     assert run.duration_s == pytest.approx(seconds)
+
+
+def test_json_valid_but_impossible_records_are_skipped(run_dir: Path, db_path: Path) -> None:
+    """NaN, Infinity and 1e300 steps, 400-digit values, records of the wrong shape."""
+    with (run_dir / "metrics.jsonl").open("a") as f:
+        f.write('{"step": NaN, "x": 1}\n{"step": Infinity, "x": 1}\n{"step": 1e300, "x": 1}\n')
+        f.write('{"step": 2, "huge": ' + "9" * 400 + "}\n")
+    summaries = run_dir / "iteration_000002" / "train_rollout_summaries.jsonl"
+    with summaries.open("a") as f:
+        f.write('{"group_idx": 0, "traj_idx": "a", "steps": []}\n')
+        f.write('{"group_idx": 0, "traj_idx": 9, "steps": [{"metrics": [1, 2]}]}\n')
+        f.write('{"group_idx": 0, "traj_idx": 9, "trajectory_metrics": 5, "steps": []}\n')
+    result = CliRunner().invoke(main, ["import", str(run_dir), "--db", str(db_path)])
+    assert result.exit_code == 0, result.output
+    assert "skipped 6 malformed" in result.output
+    with Store(db_path) as store:
+        (run,) = store.list_runs()
+        data = store.load_run(run.id)
+    assert data.text_metrics["huge"] == [(2, "9" * 400)]
+    assert 2 in {r.step for r in data.rollouts}  # the iteration's valid groups still came in

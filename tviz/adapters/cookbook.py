@@ -124,11 +124,35 @@ def read_metrics(path: str | os.PathLike[str]) -> _Metrics:
         values = {str(k): v for k, v in row.items() if k != "step"}
         if step is None:
             summary.update(values)
-        elif isinstance(step, (int, float)) and not isinstance(step, bool) and step == int(step):
+        elif _is_step(step):
             steps.setdefault(int(step), {}).update(values)
         else:
             skipped += 1
     return _Metrics(steps, summary, skipped)
+
+
+def _is_step(value: Any) -> bool:
+    """A whole number SQLite can store (JSON allows 1e300, NaN and Infinity too)."""
+    return (
+        isinstance(value, (int, float))
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value == int(value)
+        and abs(value) < 2**63
+    )
+
+
+def _valid_record(record: Any) -> bool:
+    """A train_rollout_summaries.jsonl record of the shape the importer reads."""
+    if not isinstance(record, dict) or not isinstance(record.get("steps"), list):
+        return False
+    if not all(isinstance(step, dict) for step in record["steps"]):
+        return False
+    if record.get("traj_idx") is not None and not _is_step(record["traj_idx"]):
+        return False
+    dicts = [record.get("trajectory_metrics")]
+    dicts += [step.get(key) for step in record["steps"] for key in ("metrics", "logs")]
+    return all(d is None or isinstance(d, dict) for d in dicts)
 
 
 def timeline(log_dir: Path, metrics: _Metrics) -> tuple[float | None, dict[int, float]]:
@@ -632,7 +656,7 @@ def read_iteration_rollouts(iteration_dir: str | os.PathLike[str]) -> tuple[list
     skipped += bad
     by_group: dict[int, list[dict[str, Any]]] = {}
     for record in records:
-        if not isinstance(record, dict) or not isinstance(record.get("steps"), list):
+        if not _valid_record(record):
             skipped += 1
             continue
         group = record.get("group_idx")
@@ -708,7 +732,10 @@ def _same(new: Any, old: Any) -> bool:
     if isinstance(new, (bool, int, float)):
         if not isinstance(old, float):
             return False
-        new = float(new)
+        try:
+            new = float(new)
+        except OverflowError:
+            return False
         return (math.isnan(new) and math.isnan(old)) or new == old
     return old is not None and not isinstance(old, float)
 
