@@ -13,6 +13,8 @@ IMG = "<img src=x onerror=alert('img')>"
 COMMENT = "<!-- not a comment"
 SEP = "line\u2028separator\u2029end"
 HOSTILE_NAME = f"evil {SCRIPT} run"
+# One string per sampled token (8 per trajectory in text_run), hostile ones among them.
+TOKEN_TEXTS = ["The", " answer", " is", " 42", ".", "\n", SCRIPT, IMG]
 
 
 def text_run(path: Path, *, steps: int = 6, groups: int = 4, samples: int = 4) -> str:
@@ -47,6 +49,8 @@ def text_run(path: Path, *, steps: int = 6, groups: int = 4, samples: int = 4) -
                             else None,
                         }
                     )
+                    if g == 2:  # decoded tokens: the heatmap shows them as text
+                        trajectories[-1]["token_texts"] = TOKEN_TEXTS
                 rollouts.append(
                     {
                         "prompt_text": f"Prompt {step}/{g}: what is 6 x 7? {SCRIPT}",
@@ -110,3 +114,26 @@ def vision_run(path: Path, image: Path) -> str:
             )
             log.log_metrics({"env/all/reward/total": 0.5}, step=step)
     return "georun"
+
+
+# 2026-11-25 00:00 UTC: the days the tokens-per-day tests log on.
+DAY0 = 1_795_564_800.0
+
+
+def tokens_run(path: Path, days: list[int], run_id: str = "tokrun") -> dict[str, int]:
+    """A run that logs sampled tokens on each day offset (from DAY0) in `days`, two steps a
+    day at 01:00 and 23:00 UTC, so a day's tokens come from two steps. Returns the
+    expected tokens per 'YYYY-MM-DD'."""
+    import datetime as dt
+
+    expected: dict[str, int] = {}
+    with TvizLogger(path, f"tokens-{run_id}", run_id=run_id, strict=True) as log:
+        step = 0
+        for day in days:
+            for hour, tokens in ((1, 1000 + day), (23, 500)):
+                ts = DAY0 + day * 86400 + hour * 3600
+                log.log_metrics({"env/all/total_ac_tokens": tokens}, step=step, timestamp=ts)
+                key = dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d")
+                expected[key] = expected.get(key, 0) + tokens
+                step += 1
+    return expected

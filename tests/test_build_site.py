@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from render_data import HOSTILE_NAME, SCRIPT, sl_run, text_run
+from render_data import HOSTILE_NAME, SCRIPT, sl_run, text_run, tokens_run
 
 import tviz.render.site as site_module
 from tviz import TvizLogger
 from tviz.cli import main
 from tviz.render import SiteBuilder, build_site, write_atomic
-from tviz.store import StoreError
+from tviz.store import Store, StoreError
 
 
 @pytest.fixture
@@ -124,6 +125,22 @@ def test_legacy_database_builds(legacy_db, tmp_path):
     assert [r.name for r in report.runs] == ["legacy-text-1"]
     html = report.written[0].read_text("utf-8")
     assert "chunk-11" in html and "meta-llama/Llama-3.2-1B" in html
+
+
+def test_index_tokens_per_day_counts_each_step_on_its_own_day(tmp_path):
+    db = tmp_path / "tokens.db"
+    # Days 0, 1 and 3: a run spread evenly over its time would also put tokens on day 2.
+    expected = tokens_run(db, [0, 1, 3])
+    with Store(db) as store:
+        assert store.tokens_by_day() == expected
+    build_site(db, tmp_path / "out")
+    index = (tmp_path / "out" / "index.html").read_text("utf-8")
+    data = json.loads(re.search(r'id="index-data">(.*?)</script>', index, re.S).group(1))
+    per_day = {row["day"]: row["tokens"] for row in data["tokensPerDay"]}
+    assert per_day == {**expected, "2026-11-27": 0}
+    assert list(per_day) == sorted(per_day)
+    assert data["specs"]["tokens"]["encoding"]["x"]["type"] == "ordinal"
+    assert "each step was logged" in index
 
 
 def test_write_atomic_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatch):

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from browser import browser, close_page, open_page  # noqa: F401  (browser is a fixture)
-from render_data import IMG, SCRIPT, sl_run, text_run, vision_run
+from render_data import IMG, SCRIPT, TOKEN_TEXTS, sl_run, text_run, tokens_run, vision_run
 
 from tviz.demo import write_png
 from tviz.render import build_site
@@ -95,7 +95,7 @@ def test_rollout_browser_expand_heatmap_turns_search_and_filter(browser, site): 
     assert body.locator(".turn").count() == 2
     assert "step 2:" in body.locator(".chips").inner_text()  # per-step rewards
     body.locator(".heat-toggle").click()
-    assert body.locator(".heatmap span").count() == 8
+    assert body.locator(".heatmap .cell").count() == 8
     body.locator(".heat-toggle").click()
     assert body.locator(".heatmap").count() == 0
     opened.fill("#search", "answer 3.2.1")
@@ -164,6 +164,25 @@ def test_vision_page_embeds_the_image(browser, site):  # noqa: F811
     assert "Paris, France" in opened.locator(".vision").inner_text()
     opened.click(".traj-head >> nth=0")
     assert "distance 97 km" in opened.locator(".traj-body .geo").inner_text()
+    # Every prediction on the map, coloured by reward, with a line to the truth.
+    preds = opened.locator(".vision svg.map circle.pred")
+    assert preds.count() == 2
+    assert opened.locator(".vision svg.map circle.truth").count() == 1
+    colors = {preds.nth(i).get_attribute("fill") for i in range(2)}
+    assert len(colors) == 2  # reward 0.9 and 0.1 differ
+    lines = opened.locator(".vision svg.map line[stroke^=hsl]")
+    assert lines.count() == 2
+    assert (
+        "1,105 km"
+        in preds.nth(0).locator("title").text_content()
+        + preds.nth(1).locator("title").text_content()
+    )
+    # Predictions are apart on the map (zoomed to fit, not a world map where they'd touch).
+    xs = [float(preds.nth(i).get_attribute("cx")) for i in range(2)]
+    assert abs(xs[0] - xs[1]) > 40
+    # The distance on each trajectory's row.
+    distances = opened.locator(".traj-head .distance").all_inner_texts()
+    assert distances == ["97 km", "1,105 km"]
     _assert_clean(opened)
     close_page(opened)
 
@@ -182,5 +201,86 @@ def test_index_page_sorts_and_overlays(browser, site):  # noqa: F811
     )
     href = opened.locator("table.runs a").first.get_attribute("href")
     assert href.startswith("runs/") and href.endswith(".html")
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_token_texts_show_as_text_coloured_by_logprob(browser, site):  # noqa: F811
+    opened = open_page(browser, _page(site, "evil"))
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    opened.click(".group[data-group='2'] .group-head")
+    opened.click(".group[data-group='2'] .traj-head >> nth=0")
+    body = opened.locator(".group[data-group='2'] .traj-body").first
+    body.locator(".heat-toggle").click()
+    tokens = body.locator(".token-text span")
+    assert tokens.count() == 8
+    assert [t.text_content() for t in tokens.all()] == TOKEN_TEXTS  # hostile ones as text
+    assert tokens.nth(7).get_attribute("title") == "token 7: logprob -0.7 (p = 0.497)"
+    assert tokens.nth(0).get_attribute("style") != tokens.nth(7).get_attribute("style")
+    assert body.locator(".heatmap").count() == 0  # cells only when texts are unknown
+    assert "token_texts" not in body.inner_text()  # not repeated in the extras table
+    assert body.locator(".token-text img, .token-text script").count() == 0
+    # The fallback: cells in rows, each with its logprob on hover, and a legend.
+    opened.click(".group[data-group='3'] .group-head")
+    opened.click(".group[data-group='3'] .traj-head >> nth=0")
+    other = opened.locator(".group[data-group='3'] .traj-body").first
+    other.locator(".heat-toggle").click()
+    cells = other.locator(".heatmap .heat-row .cell")
+    assert cells.count() == 8
+    assert cells.nth(3).get_attribute("title") == "token 3: logprob -0.3 (p = 0.741)"
+    assert "logprob" in other.locator(".heat-legend").inner_text()
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_step_summaries_line_up_in_columns(browser, legacy_db, tmp_path):  # noqa: F811
+    build_site(legacy_db, tmp_path / "out")  # its steps' means are 0.25, 1, 0.938, ...
+    opened = open_page(browser, next((tmp_path / "out" / "runs").glob("*.html")))
+    assert opened.locator("details.step").count() == 12
+    lefts = opened.evaluate(
+        """() => [...document.querySelectorAll('details.step > summary')].map(s =>
+            [...s.children].map(c => Math.round(c.getBoundingClientRect().left)))"""
+    )
+    assert all(row == lefts[0] for row in lefts), lefts
+    assert len(lefts[0]) == 8  # title, groups, samples, best, mean, worst, no signal, kept
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def _bars_and_labels(opened) -> tuple[list[float], list[list[float]]]:
+    opened.wait_for_selector("#tokens[data-drawn=yes] svg")
+    widths = opened.evaluate(
+        "() => [...document.querySelectorAll('#tokens .mark-rect path')]"
+        ".map(p => p.getBoundingClientRect().width)"
+    )
+    labels = opened.evaluate(
+        """() => [...document.querySelectorAll('#tokens .role-axis-label text')]
+            .filter(t => t.getAttribute('opacity') !== '0' && /[A-Z]/.test(t.textContent))
+            .map(t => {
+                const r = t.getBoundingClientRect();
+                return [t.textContent, r.left, r.right];
+            })"""
+    )
+    return widths, labels
+
+
+@pytest.mark.parametrize("days", [[0], [0, 1], list(range(45)) + list(range(60, 75))])
+def test_index_tokens_per_day_is_a_bar_per_day(browser, tmp_path, days):  # noqa: F811
+    db = tmp_path / "tokens.db"
+    tokens_run(db, days)
+    build_site(db, tmp_path / "out")
+    opened = open_page(browser, tmp_path / "out" / "index.html")
+    widths, labels = _bars_and_labels(opened)
+    span = days[-1] - days[0] + 1
+    assert len(widths) == span  # one slot per calendar day, empty ones included
+    assert 0 < max(widths) <= 48.5  # one or two days do not fill the width
+    texts = [t for t, _, _ in labels]
+    assert texts[0] == "Nov 25" or texts[0].startswith("Nov 25,")
+    assert len(texts) == len(set(texts))  # no "Nov 25, Nov 25, Nov 26"
+    for (_, _, right), (_, left, _) in zip(labels, labels[1:], strict=False):
+        assert right <= left  # and readable: no label over another
+    if span > 30:
+        assert 4 <= len(texts) < span  # thinned, not dropped
     _assert_clean(opened)
     close_page(opened)

@@ -1,4 +1,5 @@
-"""The renderer's pure parts: JSON in <script>, compressed prefixes, downsampling, sampling."""
+"""The renderer's pure parts: JSON in <script>, compressed prefixes, downsampling, sampling,
+tokens per day, token texts."""
 
 from __future__ import annotations
 
@@ -7,8 +8,12 @@ import gzip
 import json
 import math
 
+from tviz.render import charts
 from tviz.render.downsample import minmax
 from tviz.render.embed import PrefixGzip, script_json
+from tviz.render.index import tokens_per_day
+from tviz.render.rollouts import _trajectory_json
+from tviz.store import Trajectory
 
 
 def test_script_json_cannot_close_the_script_element_and_round_trips():
@@ -52,3 +57,53 @@ def test_minmax_keeps_spikes_and_first_last_points():
 def test_minmax_leaves_short_series_alone():
     out = minmax([1, 2, 3], [1.0, math.inf, 3.0])
     assert not out.reduced and out.steps == [1, 2, 3] and out.values == [1.0, None, 3.0]
+
+
+# -- tokens per day --------------------------------------------------------------------------
+
+
+def test_tokens_per_day_rows_fill_the_days_between_with_zeros():
+    rows = tokens_per_day({"2026-11-25": 100, "2026-11-28": 7, "2026-11-26": 3})
+    assert rows == [
+        {"day": "2026-11-25", "tokens": 100},
+        {"day": "2026-11-26", "tokens": 3},
+        {"day": "2026-11-27", "tokens": 0},
+        {"day": "2026-11-28", "tokens": 7},
+    ]
+    assert tokens_per_day({}) == []
+    # Years apart: no thousand empty bars, just the days that had tokens.
+    assert [r["day"] for r in tokens_per_day({"2020-01-01": 1, "2026-01-01": 2})] == [
+        "2020-01-01",
+        "2026-01-01",
+    ]
+
+
+def test_tokens_per_day_chart_is_one_bar_per_day_on_a_band_axis():
+    spec = charts.tokens_per_day()
+    x = spec["encoding"]["x"]
+    assert x["type"] == "ordinal" and x["field"] == "day"  # a slot per day, never a time span
+    assert "'%b %-d'" in x["axis"]["labelExpr"] and x["axis"]["labelOverlap"]
+    assert "min(bandwidth('x'), 48)" in json.dumps(spec["mark"])  # 1 day is not a wall
+    assert "%Y" in charts.tokens_per_day(with_year=True)["encoding"]["x"]["axis"]["labelExpr"]
+
+
+# -- token texts -----------------------------------------------------------------------------
+
+
+def test_token_texts_in_extras_become_the_heatmap_text():
+    texts = ["Hello", " world", "</script>"]
+    traj = Trajectory(
+        idx=0,
+        reward=1.0,
+        output_tokens=[1, 2, 3],
+        logprobs=[-0.1, -2.0, None],
+        extras={"token_texts": texts, "stop_reason": "stop"},
+    )
+    out = _trajectory_json(traj)
+    assert out["tt"] == texts and out["lp"] == [-0.1, -2.0, None]
+    assert out["x"] == {"stop_reason": "stop"}  # not repeated in the extras table
+    # A list that does not match the logprobs is left alone, as any other extra.
+    wrong = Trajectory(idx=1, reward=0.0, logprobs=[-0.1], extras={"token_texts": ["a", "b"]})
+    out = _trajectory_json(wrong)
+    assert "tt" not in out and out["x"] == {"token_texts": ["a", "b"]}
+    assert "tt" not in _trajectory_json(Trajectory(idx=2, reward=0.0, extras={"token_texts": []}))

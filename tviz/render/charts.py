@@ -115,12 +115,17 @@ def reward_heatmap(height: int = 180) -> dict[str, Any]:
         alt.Chart(data)
         .mark_rect()
         .encode(
-            x=alt.X("s0:Q", title="step", axis=alt.Axis(format="~s")),
+            # Whole steps only: a six-step run must not get ticks at 0.5, 1.5, ...
+            x=alt.X("s0:Q", title="step", axis=alt.Axis(format="~s", tickMinStep=1)),
             x2="s1:Q",
             # One equal row per reward value or bin, highest on top: binary rewards get two
-            # readable rows instead of two slivers.
+            # readable rows instead of two slivers. Twenty bins of a continuous reward would
+            # print twenty overlapping labels: every other one is dropped instead.
             y=alt.Y(
-                "label:O", title="reward", sort=alt.EncodingSortField("r0", order="descending")
+                "label:O",
+                title="reward",
+                sort=alt.EncodingSortField("r0", order="descending"),
+                axis=alt.Axis(labelOverlap="parity", labelSeparation=2, ticks=False),
             ),
             color=alt.Color(
                 "frac:Q",
@@ -142,17 +147,46 @@ def reward_heatmap(height: int = 180) -> dict[str, Any]:
 
 
 @functools.lru_cache(maxsize=4)
-def tokens_per_day(height: int = 150) -> dict[str, Any]:
-    """Bars of sampled tokens per day. Rows: {day, tokens}."""
+def tokens_per_day(with_year: bool = False, height: int = 170) -> dict[str, Any]:
+    """One bar per UTC day of sampled tokens. Rows: {day: 'YYYY-MM-DD', tokens}.
+
+    Days are a band (ordinal) axis: a day is a slot whatever the data's time span, labels
+    never repeat, and crowded ones are thinned. Bars are at most 48 px wide, so one or two
+    days do not turn into a wall of colour.
+    """
     data = alt.NamedData(name=DATASET)
+    label = "%b %-d, %Y" if with_year else "%b %-d"
     chart = (
         alt.Chart(data)
-        .mark_bar(color=BLUE, cornerRadiusTopLeft=2, cornerRadiusTopRight=2)
+        .mark_bar(
+            color=BLUE,
+            cornerRadiusTopLeft=2,
+            cornerRadiusTopRight=2,
+            width=alt.ExprRef("min(bandwidth('x'), 48)"),
+        )
         .encode(
-            x=alt.X("day:T", title=None, timeUnit="utcyearmonthdate"),
-            y=alt.Y("tokens:Q", title="tokens", axis=alt.Axis(format="~s")),
+            x=alt.X(
+                "day:O",
+                title=None,
+                sort="ascending",
+                scale=alt.Scale(paddingInner=0.2, paddingOuter=0.1),
+                axis=alt.Axis(
+                    labelAngle=0,
+                    labelExpr=f"utcFormat(toDate(datum.value), '{label}')",
+                    labelOverlap="greedy",
+                    labelSeparation=8,
+                    ticks=False,
+                ),
+            ),
+            y=alt.Y(
+                "tokens:Q",
+                title="tokens",
+                axis=alt.Axis(
+                    format="~s", labelExpr="datum.value === 0 ? '0' : datum.label", tickCount=4
+                ),
+            ),
             tooltip=[
-                alt.Tooltip("day:T", title="day", timeUnit="utcyearmonthdate"),
+                alt.Tooltip("day:N", title="day (UTC)"),
                 alt.Tooltip("tokens:Q", title="tokens", format=",.0f"),
             ],
         )

@@ -12,6 +12,8 @@ from tviz.store import RunData, RunSummary
 
 # Points per run and metric in the overlay chart: the index holds every run's metrics.
 INDEX_POINTS = 300
+# Calendar days the tokens chart fills with zeros between active days (a year of bars at most).
+MAX_FILLED_DAYS = 366
 
 
 @dataclass(frozen=True)
@@ -30,33 +32,27 @@ def index_entry(data: RunData) -> IndexEntry:
     return IndexEntry(data.summary, reward.name if reward else None, metrics)
 
 
-def tokens_per_day(runs: list[RunSummary]) -> list[dict[str, Any]]:
-    """Sampled tokens per UTC day. The store has no per-step times, so each run's tokens are
-    spread evenly over the time between its start and its last data."""
-    days: dict[str, float] = {}
-    for run in runs:
-        if not run.num_tokens or run.started_at is None:
-            continue
-        start = run.started_at
-        end = max(start, run.last_data_at or start)
-        if end - start < 1:
-            key = dt.datetime.fromtimestamp(start, dt.UTC).strftime("%Y-%m-%d")
-            days[key] = days.get(key, 0) + run.num_tokens
-            continue
-        t = start
-        while t < end:
-            day = dt.datetime.fromtimestamp(t, dt.UTC)
-            next_day = (
-                day.replace(hour=0, minute=0, second=0, microsecond=0) + dt.timedelta(days=1)
-            ).timestamp()
-            stop = min(end, next_day)
-            key = day.strftime("%Y-%m-%d")
-            days[key] = days.get(key, 0) + run.num_tokens * (stop - t) / (end - start)
-            t = stop
-    return [{"day": d, "tokens": round(n)} for d, n in sorted(days.items())]
+def tokens_per_day(by_day: dict[str, int]) -> list[dict[str, Any]]:
+    """Rows for the tokens-per-day bars from `Store.tokens_by_day()` ({'YYYY-MM-DD': tokens},
+    by each step's own time). Days without tokens between the first and the last are filled
+    with zeros, so a pause shows as a gap, unless that would mean more than MAX_FILLED_DAYS."""
+    if not by_day:
+        return []
+    days = sorted(by_day)
+    first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
+    if (last - first).days < MAX_FILLED_DAYS:
+        days = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
+    return [{"day": d, "tokens": int(by_day.get(d, 0))} for d in days]
 
 
-def render_index(pages: Any, entries: list[IndexEntry], db_name: str) -> str:
+def _spans_years(rows: list[dict[str, Any]]) -> bool:
+    return bool(rows) and rows[0]["day"][:4] != rows[-1]["day"][:4]
+
+
+def render_index(
+    pages: Any, entries: list[IndexEntry], db_name: str, tokens_by_day: dict[str, int]
+) -> str:
+    """The index page; `tokens_by_day` is `Store.tokens_by_day()` of the same snapshot."""
     runs = [e.summary for e in entries]
     metric_names = sorted({n for e in entries for n in e.metrics})
     default = next((e.reward_metric for e in entries if e.reward_metric), None)
@@ -80,14 +76,17 @@ def render_index(pages: Any, entries: list[IndexEntry], db_name: str) -> str:
         }
         for r in runs
     ]
-    per_day = tokens_per_day(runs)
+    per_day = tokens_per_day(tokens_by_day)
     data = {
         "runs": rows,
         "metrics": {e.summary.id: e.metrics for e in entries},
         "metricNames": metric_names,
         "defaultMetric": default,
         "tokensPerDay": per_day,
-        "specs": {"overlay": charts.overlay_chart(), "tokens": charts.tokens_per_day()},
+        "specs": {
+            "overlay": charts.overlay_chart(),
+            "tokens": charts.tokens_per_day(_spans_years(per_day)),
+        },
         "quietAfter": model.QUIET_AFTER_S,
     }
     totals = {

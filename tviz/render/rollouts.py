@@ -20,6 +20,9 @@ from typing import Any
 from tviz.render.embed import PrefixGzip, dumps
 from tviz.store import Rollout, Trajectory
 
+# Trajectory extras key of the sampled tokens' texts (a list of strings, one per logprob): with
+# it the logprob heatmap shows the tokens themselves.
+TOKEN_TEXTS = "token_texts"
 # Images larger than this are not embedded (the page says so): one photo must not eat the budget.
 MAX_IMAGE_BYTES = 2_000_000
 
@@ -199,8 +202,13 @@ def _trajectory_json(traj: Trajectory) -> dict[str, Any]:
     n_tokens = _token_count(traj)
     if n_tokens is not None:
         out["nt"] = n_tokens
+    extras = traj.extras
     if traj.logprobs:
         out["lp"] = _round(traj.logprobs)
+        texts = _token_texts(extras.get(TOKEN_TEXTS), len(traj.logprobs))
+        if texts is not None:  # shown as the heatmap's text, not again in the extras table
+            out["tt"] = texts
+            extras = {k: v for k, v in extras.items() if k != TOKEN_TEXTS}
     if traj.step_rewards:
         out["sr"] = _round(traj.step_rewards, 4)
     if traj.turns:
@@ -209,9 +217,16 @@ def _trajectory_json(traj: Trajectory) -> dict[str, Any]:
         out["pred"] = [traj.pred_lat, traj.pred_lon]
     if traj.distance_km is not None:
         out["d"] = traj.distance_km
-    if traj.extras:
-        out["x"] = traj.extras
+    if extras:
+        out["x"] = extras
     return out
+
+
+def _token_texts(value: Any, n: int) -> list[str] | None:
+    """The decoded text of each sampled token, if the trajectory's extras hold a usable list."""
+    if isinstance(value, list) and len(value) == n and all(isinstance(t, str) for t in value):
+        return value
+    return None
 
 
 def _image_uri(image_path: str, base_dir: Path | None) -> tuple[str | None, str | None]:

@@ -94,7 +94,8 @@ class SiteBuilder:
                     cached = (version, index_entry(store.load_run(run.id, rollout_steps=())))
                     self._index[run.id] = cached
                 entries.append(cached[1])
-        html = render_index(self._pages, entries, self.db_path.name)
+            by_day = store.tokens_by_day()
+        html = render_index(self._pages, entries, self.db_path.name, by_day)
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
 

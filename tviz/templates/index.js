@@ -67,6 +67,8 @@ if ($("#overlay")) {
 if ($("#tokens")) {
   var spec = JSON.parse(JSON.stringify(DATA.specs.tokens));
   spec.datasets = { rows: DATA.tokensPerDay };
-  vegaEmbed($("#tokens"), spec, embedOptions()).then(function () { $("#tokens").dataset.drawn = "yes"; });
+  // SVG: a few dozen bars draw crisply, and each bar is an element tests can measure.
+  var tokenOptions = Object.assign(embedOptions(), { renderer: "svg" });
+  vegaEmbed($("#tokens"), spec, tokenOptions).then(function () { $("#tokens").dataset.drawn = "yes"; });
 }
 document.body.dataset.ready = "yes";

@@ -274,20 +274,25 @@ function visibleSteps() {
   });
 }
 
+// One fixed-width cell per figure (see .step > summary in the CSS), so the columns line up
+// from step to step whatever the numbers; the optional cells are always there, maybe empty.
 function stepSummary(s) {
-  var kids = [
-    el("span", { class: "step-title", text: "Step " + s.step.toLocaleString("en-US") }),
-    el("span", { class: "stat" }, [el("b", { text: fmt(s.groups) }), " groups"]),
-    el("span", { class: "stat" }, [el("b", { text: fmt(s.traj) }), " samples"]),
-    el("span", { class: "stat" }, ["best ", el("b", { text: fmt(s.best, 3) })]),
-    el("span", { class: "stat" }, ["mean ", el("b", { text: fmt(s.mean, 3) })]),
-    el("span", { class: "stat" }, ["worst ", el("b", { text: fmt(s.worst, 3) })]),
-  ];
-  if (s.flat) kids.push(el("span", { class: "stat muted", text: s.flat + " without learning signal" }));
-  if (s.kept < s.groups) {
-    kids.push(el("span", { class: "kept", text: s.kept ? s.kept + " of " + s.groups + " groups in this page" : "rollouts left out of this page" }));
+  function stat(cls, label, value, after) {
+    return el("span", { class: "stat " + cls }, [label, el("b", { text: value }), after]);
   }
-  return el("summary", {}, kids);
+  var kept = s.kept < s.groups
+    ? (s.kept ? s.kept + " of " + s.groups + " groups in this page" : "rollouts left out of this page")
+    : "";
+  return el("summary", {}, [
+    el("span", { class: "step-title", text: "Step " + s.step.toLocaleString("en-US") }),
+    stat("stat-groups", "", fmt(s.groups), " groups"),
+    stat("stat-samples", "", fmt(s.traj), " samples"),
+    stat("stat-best", "best ", fmt(s.best, 3)),
+    stat("stat-mean", "mean ", fmt(s.mean, 3)),
+    stat("stat-worst", "worst ", fmt(s.worst, 3)),
+    el("span", { class: "stat stat-flat muted", text: s.flat ? s.flat + " without learning signal" : "" }),
+    el("span", { class: "kept", text: kept }),
+  ]);
 }
 
 function renderSteps() {
@@ -359,7 +364,8 @@ function groupCard(g, f) {
     idLabel,
     el("span", { class: "group-rewards" }, ["best ", el("b", { text: fmt(g.best, 3) }), " · mean ", el("b", { text: fmt(g.mean, 3) })]),
     bars,
-    el("span", { class: "prompt-start", text: (g.p || "").slice(0, 300).replace(/\s+/g, " ") }),
+    g.p ? el("span", { class: "prompt-start", text: g.p.slice(0, 300).replace(/\s+/g, " ") })
+      : el("span", { class: "prompt-start muted", text: "(no prompt text logged)" }),
   ]);
   var body = null;
   function toggle() {
@@ -377,7 +383,8 @@ function groupCard(g, f) {
 function groupBody(g, f) {
   var body = el("div", { class: "group-body" });
   body.appendChild(el("div", { class: "label", text: "Prompt" }));
-  body.appendChild(highlighted(g.p, f.q));
+  if (g.p) body.appendChild(highlighted(g.p, f.q));
+  else body.appendChild(el("p", { class: "muted no-text", text: "No prompt text was logged for this group." }));
   if (g.imgPath || g.gt) body.appendChild(visionBlock(g));
   if (g.x) body.appendChild(extrasBlock(g.x));
   body.appendChild(el("div", { class: "label", text: "Trajectories, best first" }));
@@ -394,10 +401,12 @@ function trajRow(t, f, g) {
   var row = el("div", { class: "traj", "data-traj": t.i });
   var len = t.nt !== undefined ? t.nt + " tok" : (t.o || "").length + " chars";
   var preview = t.o || (t.turns ? "(" + t.turns.length + " turns)" : "");
-  var head = el("div", { class: "traj-head", role: "button", tabindex: "0", "aria-expanded": "false" }, [
+  var geo = groupHasGeo(g);
+  var head = el("div", { class: "traj-head" + (geo ? " with-distance" : ""), role: "button", tabindex: "0", "aria-expanded": "false" }, [
     rewardBadge(t.r),
     el("span", { class: "muted", text: "#" + t.i }),
     el("span", { class: "muted", text: len }),
+    geo ? el("span", { class: "distance", title: "distance from the true location", text: t.d !== undefined ? fmtKm(t.d) : "–" }) : null,
     el("span", { class: "traj-preview", text: preview.slice(0, 300).replace(/\s+/g, " ") }),
   ]);
   var body = null;
@@ -427,10 +436,10 @@ function trajBody(t, f, g) {
   var tools = el("div", { class: "traj-tools" });
   if (t.lp && t.lp.length) {
     var heat = null;
-    var button = el("button", { type: "button", class: "button heat-toggle", "aria-pressed": "false", text: "Token logprob heatmap" });
+    var button = el("button", { type: "button", class: "button heat-toggle", "aria-pressed": "false", text: t.tt ? "Tokens by logprob" : "Token logprob heatmap" });
     button.addEventListener("click", function () {
       if (heat) { heat.remove(); heat = null; button.setAttribute("aria-pressed", "false"); return; }
-      heat = heatmap(t.lp);
+      heat = heatmap(t.lp, t.tt);
       tools.after(heat);
       button.setAttribute("aria-pressed", "true");
     });
@@ -439,7 +448,7 @@ function trajBody(t, f, g) {
     var mean = finite.reduce(function (a, b) { return a + b; }, 0) / Math.max(1, finite.length);
     tools.appendChild(el("span", { class: "muted", text: "mean logprob " + fmt(mean, 3) + " · " + t.lp.length + " tokens" }));
   }
-  if (t.sr && t.sr.length) {
+  if (t.sr && t.sr.length > 1) {  // one step's reward is the trajectory's reward
     var chips = el("span", { class: "chips", title: "reward of each step of the episode" });
     t.sr.forEach(function (r, i) { chips.appendChild(el("span", { text: "step " + (i + 1) + ": " + fmt(r, 4) })); });
     tools.appendChild(el("span", { class: "muted", text: "Reward by step:" }));
@@ -449,7 +458,7 @@ function trajBody(t, f, g) {
   if (t.pred || t.d !== undefined) {
     var geo = "predicted " + (t.pred ? fmt(t.pred[0], 5) + ", " + fmt(t.pred[1], 5) : "–");
     if (g.gt) geo += " · true " + fmt(g.gt[0], 5) + ", " + fmt(g.gt[1], 5);
-    if (t.d !== undefined) geo += " · distance " + fmt(t.d, 4) + " km";
+    if (t.d !== undefined) geo += " · distance " + fmtKm(t.d);
     body.appendChild(el("div", { class: "geo", text: geo }));
   }
   if (t.x) body.appendChild(extrasBlock(t.x));
@@ -475,17 +484,52 @@ function turnBlock(turn, i, f) {
   return box;
 }
 
-function heatmap(lps) {
+// Colour of a token by its probability under the sampler: confident ones pale blue, unlikely
+// ones saturated red. Lighter for text backgrounds, so the token stays readable on it.
+function lpColor(lp, forText) {
+  if (lp === null || lp === undefined) return forText ? "transparent" : "#e3e6ec";
+  var p = Math.exp(Math.min(0, lp));
+  var light = forText ? 62 + p * 32 : 52 + p * 38;
+  return "hsl(" + Math.round(p * 210) + ", " + Math.round(75 - p * 40) + "%, " + Math.round(light) + "%)";
+}
+function lpTitle(i, lp) {
+  return "token " + i + ": logprob " + fmt(lp, 4) + (lp === null ? "" : " (p = " + fmt(Math.exp(lp), 3) + ")");
+}
+
+var HEAT_ROW = 50;  // cells per row of the fallback grid
+
+// The sampled tokens coloured by logprob: the token texts when the run logged them
+// (extras "token_texts"), else one cell per token in rows of HEAT_ROW.
+function heatmap(lps, texts) {
   var wrap = el("div", { class: "heat-wrap" });
-  var grid = el("div", { class: "heatmap", role: "img", "aria-label": "token logprobs" });
-  lps.forEach(function (lp, i) {
-    var p = lp === null ? null : Math.exp(lp);
-    // confident tokens pale, unlikely ones saturated red
-    var color = p === null ? "#e3e6ec" : "hsl(" + Math.round(p * 210) + ", " + Math.round(70 - p * 40) + "%, " + Math.round(52 + p * 38) + "%)";
-    grid.appendChild(el("span", { style: "background:" + color, title: "token " + i + ": logprob " + fmt(lp, 4) + (p === null ? "" : " (p = " + fmt(p, 3) + ")") }));
+  if (texts) {
+    var text = el("div", { class: "token-text", "aria-label": "sampled tokens coloured by logprob" });
+    texts.forEach(function (tok, i) {
+      text.appendChild(el("span", { style: "background:" + lpColor(lps[i], true), title: lpTitle(i, lps[i]), text: tok }));
+    });
+    wrap.appendChild(text);
+  } else {
+    var grid = el("div", { class: "heatmap", role: "img", "aria-label": "token logprobs" });
+    for (var start = 0; start < lps.length; start += HEAT_ROW) {
+      var row = el("div", { class: "heat-row" }, [el("span", { class: "heat-index", text: String(start) })]);
+      lps.slice(start, start + HEAT_ROW).forEach(function (lp, k) {
+        row.appendChild(el("span", { class: "cell", style: "background:" + lpColor(lp, false), title: lpTitle(start + k, lp) }));
+      });
+      grid.appendChild(row);
+    }
+    wrap.appendChild(grid);
+  }
+  var stops = [0, -0.1, -0.5, -1, -2, -4].map(function (lp) {
+    return el("span", { class: "legend-swatch", style: "background:" + lpColor(lp, Boolean(texts)), title: "logprob " + lp }, [String(lp)]);
   });
-  wrap.appendChild(grid);
-  wrap.appendChild(el("div", { class: "heat-legend", text: "One cell per sampled token, in order; red = unlikely under the sampler, pale blue = confident. Hover a cell for its logprob." }));
+  wrap.appendChild(el("div", { class: "heat-legend" }, [
+    el("span", { text: "logprob:" }),
+  ].concat(stops).concat([
+    el("span", { class: "legend-swatch", style: "background:" + lpColor(null, false), text: "none" }),
+    el("span", { text: texts
+      ? "Each sampled token, coloured by how likely the sampler found it; hover a token for its logprob."
+      : "One cell per sampled token, in order (" + HEAT_ROW + " a row; the number is the first token's index); hover a cell for its logprob." }),
+  ])));
   return wrap;
 }
 
@@ -498,6 +542,14 @@ function extrasBlock(x) {
   return table;
 }
 
+function groupHasGeo(g) {
+  return Boolean(g.gt) || g.t.some(function (t) { return t.pred || t.d !== undefined; });
+}
+function fmtKm(d) {
+  if (d === null || d === undefined || !isFinite(d)) return "–";
+  return (d < 10 ? d.toFixed(1) : Math.round(d).toLocaleString("en-US")) + " km";
+}
+
 function visionBlock(g) {
   var box = el("div", { class: "vision" });
   if (g.img) box.appendChild(el("img", { src: g.img, alt: "rollout image" }));
@@ -505,7 +557,18 @@ function visionBlock(g) {
   var side = el("div", { class: "geo" });
   if (g.gt) {
     side.appendChild(el("div", { text: "true location " + fmt(g.gt[0], 5) + ", " + fmt(g.gt[1], 5) + (g.place ? " (" + g.place + ")" : "") }));
+    var dists = g.t.map(function (t) { return t.d; }).filter(function (d) { return typeof d === "number" && isFinite(d); })
+      .sort(function (a, b) { return a - b; });
+    if (dists.length) {
+      var median = dists.length % 2 ? dists[(dists.length - 1) / 2] : (dists[dists.length / 2 - 1] + dists[dists.length / 2]) / 2;
+      side.appendChild(el("div", { class: "muted", text: dists.length + " predictions: closest " + fmtKm(dists[0]) +
+        ", median " + fmtKm(median) + ", farthest " + fmtKm(dists[dists.length - 1]) }));
+    }
     side.appendChild(miniMap(g));
+    side.appendChild(el("div", { class: "map-legend" }, [
+      el("span", { class: "map-key truth" }), "true location",
+      el("span", { class: "map-key pred" }), "a trajectory's prediction, coloured by its reward; hover for its distance",
+    ]));
   } else if (g.place) {
     side.appendChild(el("div", { text: g.place }));
   }
@@ -513,29 +576,76 @@ function visionBlock(g) {
   return box;
 }
 
-// Truth and predictions on a plain lat/lon grid (no map tiles: the page loads nothing).
+// Truth and every prediction on a plain lat/lon grid (no map tiles: the page loads nothing),
+// zoomed to fit them, with degree labels and a scale bar.
 function miniMap(g) {
-  var NS = "http://www.w3.org/2000/svg", W = 240, H = 120;
-  function svg(tag, attrs) {
+  var NS = "http://www.w3.org/2000/svg", W = 360, H = 220, PAD = 18;
+  function svg(tag, attrs, text) {
     var n = document.createElementNS(NS, tag);
     Object.keys(attrs).forEach(function (k) { n.setAttribute(k, attrs[k]); });
+    if (text !== undefined) n.textContent = text;
     return n;
   }
-  function xy(lat, lon) { return [(lon + 180) / 360 * W, (90 - lat) / 180 * H]; }
+  function wrapLon(lon) { return ((lon + 540) % 360) - 180; }
+  var lat0 = g.gt[0], lon0 = g.gt[1];
+  // Longitudes relative to the truth, so predictions across the antimeridian stay near it.
+  var pts = g.t.filter(function (t) { return t.pred; }).map(function (t) {
+    return { t: t, lat: t.pred[0], dlon: wrapLon(t.pred[1] - lon0) };
+  });
+  var lats = [lat0].concat(pts.map(function (p) { return p.lat; }));
+  var dlons = [0].concat(pts.map(function (p) { return p.dlon; }));
+  var midLat = (Math.min.apply(null, lats) + Math.max.apply(null, lats)) / 2;
+  var k = Math.max(0.2, Math.cos(midLat * Math.PI / 180));  // x degrees shrink with latitude
+  var spanX = Math.max((Math.max.apply(null, dlons) - Math.min.apply(null, dlons)) * k, 0.5);
+  var spanY = Math.max(Math.max.apply(null, lats) - Math.min.apply(null, lats), 0.5);
+  var scale = Math.min((W - 2 * PAD) / spanX, (H - 2 * PAD) / spanY) / 1.15;  // px per degree
+  scale = Math.max(scale, Math.min(W / 360, H / 180));
+  var cx = (Math.max.apply(null, dlons) + Math.min.apply(null, dlons)) / 2 * k;
+  var cy = midLat;
+  function xy(lat, dlon) { return [W / 2 + (dlon * k - cx) * scale, H / 2 - (lat - cy) * scale]; }
+  function unxy(x, y) { return [cy - (y - H / 2) / scale, (cx + (x - W / 2) / scale) / k]; }
   var root = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, class: "map", role: "img", "aria-label": "predicted and true locations" });
-  for (var lon = -120; lon <= 120; lon += 60) root.appendChild(svg("line", { x1: xy(0, lon)[0], x2: xy(0, lon)[0], y1: 0, y2: H, stroke: "#dde3ec" }));
-  for (var lat = -60; lat <= 60; lat += 30) root.appendChild(svg("line", { x1: 0, x2: W, y1: xy(lat, 0)[1], y2: xy(lat, 0)[1], stroke: "#dde3ec" }));
-  var truth = xy(g.gt[0], g.gt[1]);
-  g.t.forEach(function (t) {
-    if (!t.pred) return;
-    var p = xy(t.pred[0], t.pred[1]);
-    root.appendChild(svg("line", { x1: truth[0], y1: truth[1], x2: p[0], y2: p[1], stroke: rewardColor(t.r), "stroke-opacity": 0.5 }));
-    var dot = svg("circle", { cx: p[0], cy: p[1], r: 3, fill: rewardColor(t.r) });
-    var title = svg("title", {}); title.textContent = "#" + t.i + " reward " + fmt(t.r, 3);
-    dot.appendChild(title);
+  // Grid lines every `step` degrees, about four across.
+  var nice = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 45, 90];
+  var step = nice.find(function (s) { return Math.max(W / scale / k, H / scale) / s <= 6; }) || 90;
+  var topLeft = unxy(0, 0), bottomRight = unxy(W, H);
+  function deg(v, pos, neg) {
+    var a = Math.abs(v);
+    return (Number.isInteger(a) ? a : Number(a.toFixed(1))) + "°" + (v > 0 ? pos : v < 0 ? neg : "");
+  }
+  for (var lon = Math.ceil((topLeft[1] + lon0) / step) * step; lon <= bottomRight[1] + lon0; lon += step) {
+    var x = xy(0, lon - lon0)[0];
+    root.appendChild(svg("line", { x1: x, x2: x, y1: 0, y2: H, stroke: "#dde3ec" }));
+    if (x < W - 36) root.appendChild(svg("text", { x: x + 2, y: H - 4, class: "map-label" }, deg(wrapLon(lon), "E", "W")));
+  }
+  for (var lat = Math.ceil(bottomRight[0] / step) * step; lat <= topLeft[0]; lat += step) {
+    var y = xy(lat, 0)[1];
+    root.appendChild(svg("line", { x1: 0, x2: W, y1: y, y2: y, stroke: "#dde3ec" }));
+    if (y > 12) root.appendChild(svg("text", { x: 3, y: y - 2, class: "map-label" }, deg(lat, "N", "S")));
+  }
+  // Scale bar: the roundest distance about 70 px long.
+  var kmPerPx = 111.32 * k / scale;
+  var bar = [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000].filter(function (d) { return d / kmPerPx <= 90; }).pop();
+  if (bar) {
+    var len = bar / kmPerPx;
+    root.appendChild(svg("path", { d: "M" + (W - 10 - len) + "," + (H - 14) + "v4h" + len + "v-4", fill: "none", stroke: "#5b6475" }));
+    root.appendChild(svg("text", { x: W - 10 - len / 2, y: H - 16, class: "map-label", "text-anchor": "middle" }, bar.toLocaleString("en-US") + " km"));
+  }
+  var truth = xy(lat0, 0);
+  pts.forEach(function (p) {
+    var q = xy(p.lat, p.dlon);
+    root.appendChild(svg("line", { x1: truth[0], y1: truth[1], x2: q[0], y2: q[1], stroke: rewardColor(p.t.r), "stroke-opacity": 0.55, "stroke-width": 1 }));
+  });
+  pts.slice().reverse().forEach(function (p) {  // dots above the lines, the best one on top
+    var q = xy(p.lat, p.dlon);
+    var dot = svg("circle", { cx: q[0], cy: q[1], r: 4, fill: rewardColor(p.t.r), stroke: "#fff", "stroke-width": 1, class: "pred", "data-traj": p.t.i });
+    dot.appendChild(svg("title", {}, "#" + p.t.i + " · reward " + fmt(p.t.r, 3) + (p.t.d !== undefined ? " · " + fmtKm(p.t.d) : "")));
     root.appendChild(dot);
   });
-  root.appendChild(svg("circle", { cx: truth[0], cy: truth[1], r: 4.5, fill: "none", stroke: "#1f2430", "stroke-width": 2 }));
+  var ring = svg("circle", { cx: truth[0], cy: truth[1], r: 6.5, fill: "none", stroke: "#1f2430", "stroke-width": 2, class: "truth" });
+  ring.appendChild(svg("title", {}, "true location" + (g.place ? ": " + g.place : "")));
+  root.appendChild(ring);
+  root.appendChild(svg("circle", { cx: truth[0], cy: truth[1], r: 1.5, fill: "#1f2430" }));
   return root;
 }
 
