@@ -121,6 +121,7 @@ def _pieces(text: str) -> list[str]:
 @dataclass
 class _Sample:
     text: str
+    pieces: list[str]  # the text of each token
     tokens: list[int]
     logprobs: list[float]
     reward: float
@@ -170,7 +171,7 @@ def _sample(
             logprobs[digits[-1]] = round(-2.0 - 3.0 * rng.random(), 4)
     tokens = [zlib.crc32(p.encode("utf-8")) % 128_000 for p in pieces]
     reward = 0.1 * (float(formatted) - 1.0) + float(correct)
-    return _Sample(text, tokens, logprobs, reward, correct, formatted, truncated)
+    return _Sample(text, pieces, tokens, logprobs, reward, correct, formatted, truncated)
 
 
 def _skill(step: int, steps: int, difficulty: float) -> float:
@@ -409,6 +410,7 @@ def _text_step(
                     "output_text": s.text,
                     "output_tokens": s.tokens,
                     "logprobs": s.logprobs,
+                    "token_texts": s.pieces,  # what a tokenizer's decode of each id gives
                     "step_rewards": [s.reward],
                     "metrics": {"format": float(s.formatted), "correct": float(s.correct)},
                     "stop_reason": "max_tokens" if s.truncated else "completed",
@@ -519,6 +521,7 @@ def _vision_step(
                     "output_text": text,
                     "output_tokens": [zlib.crc32(p.encode()) % 128_000 for p in pieces],
                     "logprobs": [round(-abs(rng.gauss(0, 0.8 - 0.5 * skill)), 4) for _ in pieces],
+                    "token_texts": pieces,
                     "pred_lat": p_lat,
                     "pred_lon": p_lon,
                     "distance_km": distance,
