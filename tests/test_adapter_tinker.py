@@ -183,6 +183,15 @@ def test_single_turn_with_tokenizer_decodes_prompt_and_outputs(db_path: Path) ->
     assert stored.trajectories[0].logprobs == [-0.5] * 14
 
 
+def test_token_texts_on_request_give_each_tokens_own_text() -> None:
+    group = single_turn_group([("Hi 42", 1.0)])
+    (plain,) = from_tinker_batch([group], tokenizer=TOK)[0]["trajectories"]
+    assert "token_texts" not in plain  # a decode per token costs: only when asked
+    (traj,) = from_tinker_batch([group], tokenizer=TOK, token_texts=True)[0]["trajectories"]
+    assert traj["token_texts"] == ["H", "i", " ", "4", "2"]
+    assert len(traj["token_texts"]) == len(traj["logprobs"])
+
+
 def test_without_tokenizer_or_logprobs_keeps_tokens_and_never_stringifies() -> None:
     group = single_turn_group([("yes", 1.0)], logprobs=False)
     (rollout,) = from_tinker_batch([group])

@@ -182,6 +182,7 @@ def from_tinker_trajectory(
     *,
     final_reward: float | None = None,
     metrics: dict[str, Any] | None = None,
+    token_texts: bool = False,
 ) -> dict[str, Any]:
     """One `Trajectory` -> a trajectory dict for `log_rollouts`.
 
@@ -193,6 +194,8 @@ def from_tinker_trajectory(
         tokenizer: decodes the actions (and, for multi-turn episodes, the observations).
         final_reward: the group-computed part of the reward (`final_rewards_G[i]`).
         metrics: the trajectory's group-level metrics (`metrics_G[i]`).
+        token_texts: also decode every output token on its own (needs `tokenizer`), so the
+            report's logprob heatmap shows words, not cells. Costs a decode per token.
     """
     transitions = list(getattr(traj, "transitions", None) or ())
     output_tokens: list[int] = []
@@ -256,6 +259,8 @@ def from_tinker_trajectory(
         out["output_text"] = "\n\n".join(t for t in texts if t is not None)
     if turns:
         out["turns"] = turns
+    if token_texts and tokenizer is not None and output_tokens:
+        out["token_texts"] = _token_texts(output_tokens, tokenizer)
     # Extras (kept by the logger in the trajectory's `extras`).
     traj_metrics = dict(metrics or {})
     if len(transitions) == 1:  # one turn: its metrics and logs belong to the trajectory
@@ -285,11 +290,24 @@ def _total_rewards(group: Any, trajectories: list[Any]) -> list[float | None]:
     return [None] * len(trajectories)
 
 
+def _token_texts(tokens: list[int], tokenizer: Any) -> list[str] | None:
+    """Each token decoded alone (one batch call where the tokenizer has one)."""
+    try:
+        batch = getattr(tokenizer, "batch_decode", None)
+        if callable(batch):
+            return [str(t) for t in batch([[t] for t in tokens])]
+        return [str(tokenizer.decode([t])) for t in tokens]
+    except Exception:  # no token texts is fine; a stopped training loop is not
+        return None
+
+
 def from_tinker_trajectory_group(
     group: Any,
     group_idx: int = 0,
     prompt_text: str | None = None,
     tokenizer: Any = None,
+    *,
+    token_texts: bool = False,
 ) -> dict[str, Any]:
     """One `TrajectoryGroup` (one prompt, G samples) -> a rollout dict for `log_rollouts`.
 
@@ -308,6 +326,7 @@ def from_tinker_trajectory_group(
             tokenizer=tokenizer,
             final_reward=finals[idx] if idx < len(finals) else None,
             metrics=metrics_g[idx] if idx < len(metrics_g) and metrics_g[idx] else None,
+            token_texts=token_texts,
         )
         for idx, traj in enumerate(trajectories)
     ]
@@ -352,6 +371,8 @@ def from_tinker_batch(
     groups: Sequence[Any],
     prompts: Sequence[str | None] | None = None,
     tokenizer: Any = None,
+    *,
+    token_texts: bool = False,
 ) -> list[dict[str, Any]]:
     """A batch of `TrajectoryGroup`s -> the list `TvizLogger.log_rollouts(rollouts, step)` takes.
 
@@ -369,11 +390,16 @@ def from_tinker_batch(
             dropped, are skipped).
         prompts: optional prompt text per group, overriding the decoded observation.
         tokenizer: decodes prompts and outputs; without it only token ids are kept.
+        token_texts: also keep each output token's own text (see `from_tinker_trajectory`).
     """
     out = []
     for idx, group in enumerate(groups):
         if group is None:
             continue
         prompt = prompts[idx] if prompts is not None and idx < len(prompts) else None
-        out.append(from_tinker_trajectory_group(group, idx, prompt, tokenizer=tokenizer))
+        out.append(
+            from_tinker_trajectory_group(
+                group, idx, prompt, tokenizer=tokenizer, token_texts=token_texts
+            )
+        )
     return out
