@@ -130,8 +130,10 @@ async def train() -> int:
         ]
         groups = await asyncio.gather(*(do_group_rollout(b, policy) for b in builders))
 
-        # tviz: the batch's prompts, answers, rewards and logprobs, as text.
-        tviz_logger.log_rollouts(from_tinker_batch(groups, tokenizer=tokenizer), step=step)
+        # tviz: the batch's prompts, answers, rewards and logprobs, as text (token_texts: each
+        # token's own text too, so the report's logprob heatmap shows words).
+        rollouts = from_tinker_batch(groups, tokenizer=tokenizer, token_texts=True)
+        tviz_logger.log_rollouts(rollouts, step=step)
 
         advantages = compute_advantages(groups)
         data, _metadata = assemble_training_data(groups, advantages)
