@@ -137,3 +137,28 @@ def tokens_run(path: Path, days: list[int], run_id: str = "tokrun") -> dict[str,
                 expected[key] = expected.get(key, 0) + tokens
                 step += 1
     return expected
+
+
+def quiet_run(path: Path, last_data_ago_s: float, run_id: str = "quietrun") -> str:
+    """A run still marked running (never closed) whose last data is `last_data_ago_s` old."""
+    import time
+
+    t0 = time.time() - last_data_ago_s - 60
+    log = TvizLogger(path, f"open-{run_id}", run_id=run_id, started_at=t0, strict=True)
+    for step in range(3):
+        log.log_metrics({"env/all/reward/total": 0.1 * step}, step=step, timestamp=t0 + 20 * step)
+    log.close(status=None)  # writes everything, leaves the run open
+    return run_id
+
+
+def prototype_metric_runs(path: Path) -> None:
+    """Two runs: one logs metrics named like Object.prototype's keys, one does not."""
+    with TvizLogger(path, "proto-names", run_id="protorun", strict=True) as log:
+        for step in range(4):
+            log.log_metrics(
+                {"constructor": step, "toString": 2.0 * step, "__proto__": 1.0, "loss": 1.0},
+                step=step,
+            )
+    with TvizLogger(path, "plain-names", run_id="plainrun", strict=True) as log:
+        for step in range(4):
+            log.log_metrics({"loss": 1.0 / (step + 1)}, step=step)

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import os
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from render_data import HOSTILE_NAME, SCRIPT, sl_run, text_run, tokens_run
+from render_data import HOSTILE_NAME, SCRIPT, sl_run, text_run, tokens_run, vision_run
 
 import tviz.render.site as site_module
 from tviz import TvizLogger
 from tviz.cli import main
+from tviz.demo import write_png
 from tviz.render import SiteBuilder, build_site, write_atomic
+from tviz.render.csp import script_hash
 from tviz.store import Store, StoreError
 
 
@@ -27,6 +32,13 @@ def text_db(db_path: Path) -> Path:
 
 def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+
+def _groups(page: Path, step: int) -> list[dict]:
+    """The rollout groups a page embeds for `step`."""
+    html = page.read_text("utf-8")
+    found = re.search(rf'id="chunk-{step}">([^<]*)</script>', html)
+    return json.loads(gzip.decompress(base64.b64decode(found.group(1))))
 
 
 def test_build_writes_index_and_one_self_contained_page_per_run(text_db, tmp_path):
@@ -203,3 +215,156 @@ def test_script_payload_is_not_in_any_script_element(text_db, tmp_path):
     # the closing one, so no data can end a script element early.
     for block in re.findall(r"<script[^>]*>(.*?)</script>", page, flags=re.S):
         assert SCRIPT not in block
+
+
+# -- images: only from the database's folder, the same from any working directory ----------
+
+
+def test_same_database_built_from_two_working_directories_is_byte_identical(tmp_path, monkeypatch):
+    db_dir = tmp_path / "db"
+    (db_dir / "images").mkdir(parents=True)
+    write_png(db_dir / "images" / "a.png", 2, 2, bytes([10, 20, 30] * 4))
+    db = db_dir / "tviz.db"
+    vision_run(db, Path("images/a.png"))  # relative to the database's folder
+    other = tmp_path / "other"
+    (other / "images").mkdir(parents=True)  # a different picture under the same name
+    write_png(other / "images" / "a.png", 2, 2, bytes([250, 0, 0] * 4))
+    monkeypatch.chdir(db_dir)
+    build_site("tviz.db", tmp_path / "a")
+    monkeypatch.chdir(other)
+    build_site(db, tmp_path / "b")
+    assert _files(tmp_path / "a") == _files(tmp_path / "b")
+    page = next((tmp_path / "a" / "runs").glob("geo-*.html"))
+    (group,) = _groups(page, 0)
+    assert group["img"] == "data:image/png;base64," + base64.b64encode(
+        (db_dir / "images" / "a.png").read_bytes()
+    ).decode("ascii")
+
+
+def test_an_image_outside_the_database_folder_is_not_embedded(tmp_path):
+    (tmp_path / "private").mkdir()
+    secret = write_png(tmp_path / "private" / "me.png", 2, 2, bytes([1, 2, 3] * 4))
+    db = tmp_path / "shared" / "tviz.db"
+    db.parent.mkdir()
+    vision_run(db, secret)
+    build_site(db, tmp_path / "out")
+    page = next((tmp_path / "out" / "runs").glob("geo-*.html"))
+    (group,) = _groups(page, 0)
+    assert group["img"] is None and "database's folder" in group["imgNote"]
+    assert base64.b64encode(secret.read_bytes()).decode("ascii") not in page.read_text()
+
+
+def test_odd_image_paths_and_malformed_fields_never_fail_the_build(tmp_path):
+    db = tmp_path / "tviz.db"
+    vision_run(db, Path("~nosuchuser/a.png"))
+    text_run(db, steps=1, groups=2, samples=2)
+    conn = sqlite3.connect(db)
+    with conn:  # what a 0.2.x file written by someone else may hold
+        conn.execute(
+            "UPDATE trajectories SET logprobs = '5', turns = '\"a turn\"', output_tokens ="
+            " '{\"a\": 1}', step_rewards = 'null', reward = 'high', output_text = x'ff00'"
+        )
+        conn.execute("UPDATE rollouts SET image_path = 'http://example.com/a.png' WHERE id = 1")
+        conn.execute("UPDATE rollouts SET image_path = x'00ff', prompt_text = 7 WHERE id = 2")
+        conn.execute("UPDATE rollouts SET extras = '[1, 2]', gt_lat = 'north' WHERE id = 3")
+    conn.close()
+    report = build_site(db, tmp_path / "out")
+    assert len(report.written) == 3
+    page = next((tmp_path / "out" / "runs").glob("evil-*.html"))
+    groups = _groups(page, 0)
+    assert groups[0]["t"][0]["x"]["logprobs"] == 5
+    assert groups[0]["t"][0]["x"]["turns"] == "a turn"
+
+
+# -- size budget -----------------------------------------------------------------------------
+
+
+def test_budget_counts_long_texts_and_cuts_them_with_a_note(tmp_path):
+    db = tmp_path / "texts.db"
+    text_run(db, steps=4, groups=6, samples=4)
+    with TvizLogger(db, run_id="textrun", strict=True) as log:
+        for i in range(30):
+            log.log_long_text(f"sample-{i:02d}", f"<text {i}> " + "x" * 200_000)
+    SiteBuilder(db, tmp_path / "full").build(run_ids=["textrun"])
+    full = next((tmp_path / "full" / "runs").glob("*.html"))
+    assert full.stat().st_size > 6_000_000 and 'class="left-out"' not in full.read_text()
+    budget = 2_000_000
+    report = SiteBuilder(db, tmp_path / "small", budget_bytes=budget).build(run_ids=["textrun"])
+    page = next((tmp_path / "small" / "runs").glob("*.html"))
+    html = page.read_text("utf-8")
+    assert page.stat().st_size <= budget
+    assert html.count('class="left-out"') == 30
+    assert re.search(r"… [0-9,]+ KB left out to keep this page within its size budget", html)
+    assert 'id="texts-notice"' in html and "30 of 30 long texts are cut short" in html
+    assert "&lt;text 7&gt; xxx" in html  # each keeps its start, escaped
+    assert "long texts are cut short" in report.notices["textrun"]
+    # The rollouts are not starved by the texts: they keep at least half the room.
+    assert html.count('type="application/gzip-base64"') == 4
+
+
+def test_budget_too_small_for_a_group_a_step_drops_the_oldest_steps(tmp_path):
+    db = tmp_path / "big.db"
+    text_run(db, steps=12, groups=24, samples=4)
+    SiteBuilder(db, tmp_path / "none", budget_bytes=1).build()
+    bare = next((tmp_path / "none" / "runs").glob("*.html"))
+    assert 'type="application/gzip-base64"' not in bare.read_text("utf-8")
+    # Room for the page and a few one-group steps, not for one group of every step.
+    budget = bare.stat().st_size + 4_096 + 2_500
+    report = SiteBuilder(db, tmp_path / "small", budget_bytes=budget).build()
+    page = next((tmp_path / "small" / "runs").glob("*.html"))
+    html = page.read_text("utf-8")
+    assert page.stat().st_size <= budget
+    kept = sorted(int(s) for s in re.findall(r'id="chunk-(\d+)"', html))
+    assert kept and len(kept) < 12 and kept == list(range(12 - len(kept), 12))  # newest kept
+    for step in kept:
+        assert len(_groups(page, step)) == 1
+    first_kept = kept[0]
+    notice = report.notices["textrun"]
+    assert notice.startswith(
+        f"To keep this page within its size budget, {len(kept)} of 288 rollout groups are"
+        f" included ({288 - len(kept)} left out)"
+    )
+    assert notice.endswith(
+        f"Steps 0–{first_kept - 1} ({first_kept} steps) have no rollouts in this page."
+    )
+    assert notice in html.replace("&amp;", "&")
+
+
+# -- the index links only pages that exist ----------------------------------------------------
+
+
+def test_index_links_only_runs_whose_page_was_built(text_db, tmp_path):
+    out = tmp_path / "out"
+    build_site(text_db, out, run_ids=["sftrun"])
+    index = (out / "index.html").read_text("utf-8")
+    rows = dict(re.findall(r'<tr data-id="(\w+)">(.*?)</tr>', index, re.S))
+    assert 'href="runs/sft-run-sftrun.html"' in rows["sftrun"]
+    assert "href=" not in rows["textrun"] and "not built" in rows["textrun"]
+    assert "not built" not in rows["sftrun"]
+    again = build_site(text_db, tmp_path / "again", run_ids=["sftrun"])
+    assert again.written[-1].read_bytes() == (out / "index.html").read_bytes()
+    build_site(text_db, out)  # now every page exists
+    index = (out / "index.html").read_text("utf-8")
+    assert "not built" not in index and index.count('href="runs/') == 2
+
+
+# -- content security policy -----------------------------------------------------------------
+
+
+def test_pages_allow_only_their_own_scripts_by_hash(text_db, tmp_path):
+    build_site(text_db, tmp_path / "out")
+    for path in [tmp_path / "out" / "index.html", *(tmp_path / "out" / "runs").glob("*.html")]:
+        html = path.read_text("utf-8")
+        policy = re.search(
+            r'<meta http-equiv="Content-Security-Policy" content="([^"]*)">', html
+        ).group(1)
+        directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
+        scripts = re.findall(r"<script>(.*?)</script>", html, re.S)
+        assert len(scripts) == 2  # the Vega bundle and the page's own code
+        assert directives["script-src"].split() == [script_hash(s) for s in scripts]
+        for gone in ("'unsafe-inline'", "'unsafe-eval'", "'self'"):
+            assert gone not in directives["script-src"]
+        assert "'self'" not in policy and "connect-src" not in directives
+        assert directives["default-src"] == "'none'"
+        for name in ("object-src", "base-uri", "form-action"):
+            assert directives[name] == "'none'"

@@ -87,8 +87,9 @@ def test_demo_run_looks_like_a_cookbook_grpo_run(tmp_path: Path) -> None:
 
     assert vision.summary.modality == "vision"
     for group in vision.rollouts:
-        image = Path(group.image_path)
-        assert image.parent == tmp_path / "images"
+        # Relative to the database's folder, so the folder can be moved or shared whole.
+        assert Path(group.image_path).parent == Path("images")
+        image = tmp_path / group.image_path
         assert image.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
         assert group.gt_lat is not None and group.city
         for traj in group.trajectories:

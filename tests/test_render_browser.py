@@ -6,10 +6,22 @@ from pathlib import Path
 
 import pytest
 from browser import browser, close_page, open_page  # noqa: F401  (browser is a fixture)
-from render_data import IMG, SCRIPT, TOKEN_TEXTS, sl_run, text_run, tokens_run, vision_run
+from render_data import (
+    IMG,
+    SCRIPT,
+    TOKEN_TEXTS,
+    prototype_metric_runs,
+    quiet_run,
+    sl_run,
+    text_run,
+    tokens_run,
+    vision_run,
+)
 
-from tviz.demo import write_png
+import tviz.render.rollouts as rollouts_module
+from tviz.demo import write_demo_db, write_png
 from tviz.render import build_site
+from tviz.render.csp import allow_served_script
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +54,8 @@ def _assert_clean(opened) -> None:
 
 def _wait_charts(opened, selector: str, count: int) -> None:
     opened.wait_for_function(
-        f"document.querySelectorAll('{selector} .chart[data-drawn=yes] canvas').length >= {count}",
+        f"() => document.querySelectorAll('{selector} .chart[data-drawn=yes] canvas').length"
+        f" >= {count}",
         timeout=15_000,
     )
 
@@ -100,14 +113,14 @@ def test_rollout_browser_expand_heatmap_turns_search_and_filter(browser, site): 
     assert body.locator(".heatmap").count() == 0
     opened.fill("#search", "answer 3.2.1")
     opened.wait_for_function(
-        "document.querySelector('#search-status').textContent.includes('match')"
+        "() => document.querySelector('#search-status').textContent.includes('match')"
     )
     assert opened.locator("details.step").count() == 1
     assert opened.locator("details.step").get_attribute("data-step") == "3"
     opened.fill("#search", "")
     opened.fill("#reward-min", "2")  # no reward is that high
     opened.wait_for_function(
-        "document.querySelector('#search-status').textContent.startsWith('0 groups')"
+        "() => document.querySelector('#search-status').textContent.startsWith('0 groups')"
     )
     assert opened.locator("details.step").count() == 0
     _assert_clean(opened)
@@ -122,7 +135,7 @@ def test_replay_slider_and_chart_click(browser, site):  # noqa: F811
     slider.fill("2")  # as the run stood at step 2
     assert opened.locator("#replay-value").inner_text() == "step 2"
     assert "step 2" in opened.locator(".replay-banner").inner_text()
-    opened.wait_for_function("document.querySelectorAll('details.step').length === 3")
+    opened.wait_for_function("() => document.querySelectorAll('details.step').length === 3")
     rows = opened.evaluate(
         "() => Math.max(...PAGE_probe())".replace(
             "PAGE_probe()",
@@ -131,7 +144,7 @@ def test_replay_slider_and_chart_click(browser, site):  # noqa: F811
     )
     assert rows == 2
     slider.fill("5")
-    opened.wait_for_function("document.querySelectorAll('details.step').length === 6")
+    opened.wait_for_function("() => document.querySelectorAll('details.step').length === 6")
     assert opened.locator(".replay-banner").count() == 0
     # Smoothing and log scale redraw without errors.
     opened.locator("#smoothing").fill("0.6")
@@ -197,7 +210,7 @@ def test_index_page_sorts_and_overlays(browser, site):  # noqa: F811
     assert first == "georun"  # 2 steps, fewest
     opened.select_option("#metric", "train/loss")
     opened.wait_for_function(
-        "document.querySelector('#overlay-status').textContent.startsWith('1 of 3')"
+        "() => document.querySelector('#overlay-status').textContent.startsWith('1 of 3')"
     )
     href = opened.locator("table.runs a").first.get_attribute("href")
     assert href.startswith("runs/") and href.endswith(".html")
@@ -282,5 +295,189 @@ def test_index_tokens_per_day_is_a_bar_per_day(browser, tmp_path, days):  # noqa
         assert right <= left  # and readable: no label over another
     if span > 30:
         assert 4 <= len(texts) < span  # thinned, not dropped
+    _assert_clean(opened)
+    close_page(opened)
+
+
+# -- the legacy file, quiet runs, odd names and odd data -------------------------------------
+
+
+def test_legacy_fixture_page_is_offline_clean_and_draws_every_chart(browser, legacy_db, tmp_path):  # noqa: F811
+    build_site(legacy_db, tmp_path / "out")
+    opened = open_page(browser, next((tmp_path / "out" / "runs").glob("*.html")))
+    # reward, length, distribution, group signal; then the ten metrics the 0.2.3 run logged
+    _wait_charts(opened, ".overview", 4)
+    assert opened.locator(".overview .chart").count() == 4
+    assert opened.locator(".metrics .chart").count() == 10
+    _wait_charts(opened, ".metrics", 10)
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    opened.click(".group-head >> nth=0")
+    opened.click(".traj-head >> nth=0")
+    assert opened.locator(".traj-body").count() == 1
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_a_run_still_marked_running_but_long_silent_shows_as_quiet(browser, tmp_path):  # noqa: F811
+    db = tmp_path / "tviz.db"
+    quiet_run(db, last_data_ago_s=3 * 3600, run_id="oldrun")
+    quiet_run(db, last_data_ago_s=0, run_id="liverun")
+    build_site(db, tmp_path / "out")
+    # The page decides with the reader's clock: the file itself still says "running".
+    old = _page(tmp_path / "out", "open-oldrun")
+    assert 'id="run-status" title="running">running<' in old.read_text("utf-8")
+    opened = open_page(browser, old)
+    assert opened.locator("#run-status").text_content() == "quiet"
+    assert "status-quiet" in opened.locator("#run-status").get_attribute("class")
+    detail = opened.locator("#status-detail").inner_text()
+    assert detail.startswith("Still marked running, but no data has arrived for 3 h")
+    assert "the training process may have stopped" in detail
+    _assert_clean(opened)
+    close_page(opened)
+    opened = open_page(browser, _page(tmp_path / "out", "open-liverun"))
+    assert opened.locator("#run-status").text_content() == "running"
+    assert opened.locator("#status-detail").inner_text().startswith("Running: last data")
+    close_page(opened)
+    opened = open_page(browser, tmp_path / "out" / "index.html")
+    pills = {
+        row.get_attribute("data-id"): row.locator(".status").text_content()
+        for row in opened.locator("table.runs tbody tr").all()
+    }
+    assert pills == {"oldrun": "quiet", "liverun": "running"}
+    assert opened.locator("#total-running").inner_text() == "2"  # as the file was written
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_index_overlay_with_metrics_named_like_object_prototype_keys(browser, tmp_path):  # noqa: F811
+    db = tmp_path / "tviz.db"
+    prototype_metric_runs(db)
+    build_site(db, tmp_path / "out")
+    opened = open_page(browser, tmp_path / "out" / "index.html")
+    opened.wait_for_selector("#overlay[data-drawn=yes] canvas")
+    for metric, used in (("constructor", 1), ("toString", 1), ("__proto__", 1), ("loss", 2)):
+        opened.select_option("#metric", metric)
+        opened.wait_for_function(
+            "m => document.querySelector('#overlay-status').textContent.startsWith(m)",
+            arg=f"{used} of 2 ticked runs",
+        )
+    _assert_clean(opened)
+    close_page(opened)
+    opened = open_page(browser, _page(tmp_path / "out", "proto-names"))
+    _wait_charts(opened, ".metrics", 4)
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_malformed_fields_show_as_text_and_never_break_the_page(
+    browser,  # noqa: F811
+    tmp_path,
+    monkeypatch,
+):
+    """The build checks every field's type; the page must still cope if data gets past it
+    (an older builder, a hand-edited page), so feed it what a legacy file may hold."""
+    real = rollouts_module._group_json
+
+    def odd(rollout, *args):
+        group = real(rollout, *args)
+        if group["g"] == 1:
+            group["x"] = "extras as a string"
+            group["gt"] = {"lat": 1}
+            for traj in group["t"]:
+                traj.update(
+                    lp={"0": -0.1},
+                    turns="a turn as text",
+                    sr=7,
+                    tt="tokens",
+                    x=["a", "list"],
+                    pred="here",
+                    d="far",
+                    o=12345,
+                )
+            group["t"].append("a trajectory that is only text")
+        elif group["g"] == 2:
+            group["t"] = {"constructor": "not a list"}
+            group["x"] = {"__proto__": {"polluted": True}, "constructor": "c"}
+        return group
+
+    monkeypatch.setattr(rollouts_module, "_group_json", odd)
+    db = tmp_path / "tviz.db"
+    text_run(db, steps=1)
+    build_site(db, tmp_path / "out")
+    opened = open_page(browser, _page(tmp_path / "out", "evil"))
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    opened.click(".group[data-group='1'] .group-head")
+    group = opened.locator(".group[data-group='1']")
+    assert "extras as a string" in group.locator(".group-body > table.kv").inner_text()
+    heads = group.locator(".traj-head")
+    assert heads.count() == 5
+    for i in range(5):
+        heads.nth(i).click()
+    body = group.locator(".traj-body").first
+    text = body.inner_text()
+    assert "a turn as text" in text and '{"0":-0.1}' in text and "12345" in text
+    assert body.locator(".heat-toggle").count() == 0
+    assert "a trajectory that is only text" in group.inner_text()
+    opened.click(".group[data-group='2'] .group-head")
+    other = opened.locator(".group[data-group='2'] .group-body").inner_text()
+    assert "not a list" in other and "polluted" in other
+    assert opened.evaluate("() => ({}).polluted") is None
+    _assert_clean(opened)
+    close_page(opened)
+
+
+# -- content security policy -----------------------------------------------------------------
+
+
+def test_csp_runs_the_pages_own_scripts_only(browser, site, tmp_path):  # noqa: F811
+    page = _page(site, "evil")
+    assert page.read_text("utf-8").count("<script>") == 2  # the bundle and the page's code
+    opened = open_page(browser, page)
+    meta = opened.locator('meta[http-equiv="Content-Security-Policy"]')
+    script_src = next(
+        d for d in meta.get_attribute("content").split(";") if d.strip().startswith("script-src")
+    )
+    assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
+    # Every chart draws and reacts (hover tooltips, zoom: Vega expressions) without eval.
+    _wait_charts(opened, "", 9)
+    box = opened.locator(".chart[data-chart=reward] canvas").bounding_box()
+    opened.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
+    opened.wait_for_selector("#vg-tooltip-element.visible", timeout=5_000)
+    opened.mouse.wheel(0, -200)
+    opened.dblclick(".chart[data-chart=reward] canvas")
+    _assert_clean(opened)
+    close_page(opened)
+    # A script that is not the page's own does not run...
+    tag = b"<script>document.documentElement.dataset.injected = 'ran';</script>"
+    raw = page.read_bytes()
+    cut = raw.rindex(b"</body>")
+    injected = tmp_path / "injected.html"
+    injected.write_bytes(raw[:cut] + tag + raw[cut:])
+    opened = open_page(browser, injected)
+    assert opened.evaluate("() => document.documentElement.dataset.injected") is None
+    assert any("Content Security Policy" in e for e in opened.errors)
+    close_page(opened)
+    # ...unless allowed by its hash, which is what `tviz watch` does for its reload script.
+    served = tmp_path / "served.html"
+    served.write_bytes(allow_served_script(raw[:cut] + tag + raw[cut:], tag))
+    opened = open_page(browser, served)
+    assert opened.evaluate("() => document.documentElement.dataset.injected") == "ran"
+    _wait_charts(opened, ".overview", 4)
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_demo_vision_page_shows_its_images(browser, tmp_path):  # noqa: F811
+    result = write_demo_db(tmp_path / "demo" / "tviz.db", steps=6, groups=2, samples=2)
+    build_site(result.db_path, tmp_path / "out")
+    opened = open_page(browser, _page(tmp_path / "out", "geo-vision-demo"))
+    opened.click("details.step >> nth=0 >> summary")
+    opened.wait_for_selector("details.step[data-filled=yes]")
+    opened.click(".group-head >> nth=0")
+    src = opened.locator(".vision img").get_attribute("src")
+    assert src.startswith("data:image/png;base64,")
+    assert opened.locator(".vision img").evaluate("img => img.naturalWidth") == 96
     _assert_clean(opened)
     close_page(opened)

@@ -226,8 +226,8 @@ def build_command(
             report = builder.build(run_ids, progress=progress)
     else:
         report = builder.build(run_ids)
-    for run_id in report.notices:
-        click.echo(f"note: run {run_id}: rollouts sampled to fit {budget_mb:g} MB", err=True)
+    for run_id, notice in report.notices.items():
+        click.echo(f"note: run {run_id}: {notice}", err=True)
     index = out_dir / "index.html"
     click.echo(f"wrote {len(report.runs)} run pages and {index}")
     if open_browser:

@@ -238,6 +238,13 @@ _CITIES = (
 )
 
 
+def _relative_to(path: Path, base: Path) -> str:
+    try:
+        return path.relative_to(base).as_posix()
+    except ValueError:
+        return str(path)
+
+
 def _haversine_km(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
     p1, p2 = math.radians(lat1), math.radians(lat2)
     dp, dl = p2 - p1, math.radians(lon2 - lon1)
@@ -309,7 +316,9 @@ def simulate_run(
     elapsed = 0.0
     for step in range(steps):
         if modality == "vision":
-            rollouts, stats = _vision_step(rng, step, steps, groups, samples, Path(image_dir))
+            rollouts, stats = _vision_step(
+                rng, step, steps, groups, samples, Path(image_dir), logger.db_path.parent
+            )
         else:
             rollouts, stats = _text_step(rng, step, steps, groups, samples, output_tokens)
         # Sampling ends, then the step's metrics after its training: the simulated clock.
@@ -487,8 +496,16 @@ def _calculator_episode(
 
 
 def _vision_step(
-    rng: random.Random, step: int, steps: int, groups: int, samples: int, image_dir: Path
+    rng: random.Random,
+    step: int,
+    steps: int,
+    groups: int,
+    samples: int,
+    image_dir: Path,
+    db_dir: Path,
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One step of the geo-guessing run. Image paths are stored relative to the database's
+    folder when the images are inside it, so the folder can be moved or shared whole."""
     stats = _new_stats()
     stats.update(ac_tokens=0, ob_tokens=0)
     distances = []
@@ -536,7 +553,7 @@ def _vision_step(
             {
                 "group_idx": g,
                 "prompt_text": "Where was this photo taken? Answer with latitude and longitude.",
-                "image_path": str(path.resolve()),
+                "image_path": _relative_to(path.resolve(), db_dir.resolve()),
                 "gt_lat": lat,
                 "gt_lon": lon,
                 "city": city,

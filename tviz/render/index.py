@@ -50,9 +50,17 @@ def _spans_years(rows: list[dict[str, Any]]) -> bool:
 
 
 def render_index(
-    pages: Any, entries: list[IndexEntry], db_name: str, tokens_by_day: dict[str, int]
+    pages: Any,
+    entries: list[IndexEntry],
+    db_name: str,
+    tokens_by_day: dict[str, int],
+    built: set[str] | None = None,
 ) -> str:
-    """The index page; `tokens_by_day` is `Store.tokens_by_day()` of the same snapshot."""
+    """The index page; `tokens_by_day` is `Store.tokens_by_day()` of the same snapshot.
+
+    Runs whose ids are in `built` (None: all) link to their pages; the others are listed
+    without a link and marked "not built".
+    """
     runs = [e.summary for e in entries]
     metric_names = sorted({n for e in entries for n in e.metrics})
     default = next((e.reward_metric for e in entries if e.reward_metric), None)
@@ -62,7 +70,7 @@ def render_index(
         {
             "id": r.id,
             "name": r.name,
-            "href": f"runs/{r.slug}.html",
+            "href": f"runs/{r.slug}.html" if built is None or r.id in built else None,
             "status": r.status,
             "lastData": r.last_data_at,
             "model": r.model,

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import jinja2
-from markupsafe import Markup
+from markupsafe import Markup, escape
 
 from tviz import __version__
 from tviz.render import model
 from tviz.render.bundle import vega_bundle
+from tviz.render.csp import with_script_hashes
 from tviz.render.embed import jsonable, script_js, script_json
 from tviz.render.rollouts import StepChunk
 
@@ -70,9 +71,10 @@ class Pages:
         }
 
     def render(self, template: str, **context: Any) -> str:
-        return self.env.get_template(template).render(
+        html = self.env.get_template(template).render(
             assets=self.assets, tviz_version=__version__, **context
         )
+        return with_script_hashes(html)
 
     def run_page(self, data: Any, chunks: list[StepChunk]) -> RunPage:
         return RunPage(self, data, chunks)
@@ -87,6 +89,7 @@ class RunPage:
     chunks: list[StepChunk]
 
     def __post_init__(self) -> None:
+        self._cut: dict[tuple[int, ...] | None, list[dict[str, Any]]] = {}
         data = self.data
         overview = model.overview_charts(data, self.chunks)
         groups = model.metric_groups(data)
@@ -107,8 +110,29 @@ class RunPage:
             )
         )
 
-    def _context(self, plan: dict[int, int]) -> dict[str, Any]:
+    def long_text_sizes(self) -> list[int]:
+        """Bytes each long text takes in the page (HTML-escaped UTF-8)."""
+        return [_escaped_size(t.text) for t in self.data.long_texts]
+
+    def _long_texts(self, caps: list[int] | None) -> list[dict[str, Any]]:
+        key = None if caps is None else tuple(caps)
+        if key not in self._cut:  # cutting a megabyte text to size takes a moment
+            self._cut[key] = self._cut_texts(caps)
+        return self._cut[key]
+
+    def _cut_texts(self, caps: list[int] | None) -> list[dict[str, Any]]:
+        out = []
+        for i, item in enumerate(self.data.long_texts):
+            text = item.text if isinstance(item.text, str) else str(item.text)
+            cap = None if caps is None else caps[i]
+            shown = text if cap is None else _cut_to(text, cap)
+            left = len(text.encode("utf-8", "replace")) - len(shown.encode("utf-8", "replace"))
+            out.append({"key": item.key, "text": shown, "left_out_kb": -(-left // 1000)})
+        return out
+
+    def _context(self, plan: dict[int, int], caps: list[int] | None = None) -> dict[str, Any]:
         data = self.data
+        long_texts = self._long_texts(caps)
         length_unit = "tokens" if any(c.length_unit == "tokens" for c in self.chunks) else "chars"
         steps = [
             {**c.stats, "kept": min(plan.get(c.step, 0), c.n_groups), "unit": length_unit}
@@ -130,23 +154,31 @@ class RunPage:
             "total_groups": self.total_groups,
             "total_traj": self.total_traj,
             "last_data": model.fmt_time(data.summary.last_data_at),
+            "long_texts": long_texts,
+            "texts_notice": _texts_notice(long_texts),
         }
 
-    def size_without_chunks(self, plan: dict[int, int]) -> int:
-        html = self.pages.render("run.html", **self._context(plan))
+    def size_without_chunks(self, plan: dict[int, int], caps: list[int] | None = None) -> int:
+        html = self.pages.render("run.html", **self._context(plan, caps))
         return len(html.encode("utf-8"))
 
     def chunk_overhead(self, plan: dict[int, int]) -> int:
         return sum(len(_chunk_tag(s)) + len("</script>\n") for s, k in plan.items() if k)
 
-    def render(self, plan: dict[int, int]) -> str:
-        html = self.pages.render("run.html", **self._context(plan))
+    def render(self, plan: dict[int, int], caps: list[int] | None = None) -> str:
+        """The page with `plan[step]` groups of each step and each long text cut to `caps[i]`
+        bytes (None: whole)."""
+        html = self.pages.render("run.html", **self._context(plan, caps))
         parts = []
         for chunk in self.chunks:
             keep = plan.get(chunk.step, 0)
             if keep:
                 parts.append(f"{_chunk_tag(chunk.step)}{chunk.encoded(keep)}</script>\n")
         return html.replace(CHUNKS_MARKER, "".join(parts), 1)
+
+    def texts_notice(self, caps: list[int] | None) -> str:
+        """A plain sentence on the long texts the size budget cut short ('' when none)."""
+        return "" if caps is None else _texts_notice(self._long_texts(caps))
 
     def notice(self, plan: dict[int, int]) -> str:
         """A plain sentence on what the size budget left out ('' when nothing was)."""
@@ -167,3 +199,51 @@ class RunPage:
                 " steps) have no rollouts in this page."
             )
         return text
+
+
+def _escaped_size(text: Any) -> int:
+    return len(str(escape(text)).encode("utf-8", "replace"))
+
+
+def _cut_to(text: str, size: int) -> str:
+    """The longest start of `text` that takes at most `size` bytes in the page."""
+    if _escaped_size(text) <= size:
+        return text
+    lo, hi = 0, min(len(text), size)  # every character takes at least one byte
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if _escaped_size(text[:mid]) <= size:
+            lo = mid
+        else:
+            hi = mid - 1
+    return text[:lo]
+
+
+def fair_caps(sizes: list[int], room: int) -> list[int] | None:
+    """Bytes each long text may keep so that together they take at most `room`: small texts
+    stay whole and the large ones share the rest equally. None when all fit."""
+    if sum(sizes) <= room:
+        return None
+    caps = list(sizes)
+    left = max(0, room)
+    order = sorted(range(len(sizes)), key=lambda i: (sizes[i], i))
+    for n, i in enumerate(order):
+        share = left // (len(order) - n)
+        if sizes[i] <= share:
+            left -= sizes[i]
+            continue
+        for j in order[n:]:
+            caps[j] = share
+        break
+    return caps
+
+
+def _texts_notice(long_texts: list[dict[str, Any]]) -> str:
+    cut = [t for t in long_texts if t["left_out_kb"]]
+    if not cut:
+        return ""
+    kb = sum(t["left_out_kb"] for t in cut)
+    return (
+        f"To keep this page within its size budget, {len(cut):,} of {len(long_texts):,} long"
+        f" texts are cut short ({kb:,} KB left out); the database still holds them whole."
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tviz.render.index import IndexEntry, index_entry, render_index
-from tviz.render.pages import Pages
+from tviz.render.pages import Pages, fair_caps
 from tviz.render.rollouts import StepChunk, encode_steps, plan_sample
 from tviz.store import RunData, RunSummary, Store
 
@@ -95,7 +95,10 @@ class SiteBuilder:
                     self._index[run.id] = cached
                 entries.append(cached[1])
             by_day = store.tokens_by_day()
-        html = render_index(self._pages, entries, self.db_path.name, by_day)
+        # Link only the pages that are there: `--run X` builds some, earlier builds may have
+        # left others. Decided by the folder after this build, the same way every time.
+        built = {e.summary.id for e in entries if (self.out_dir / _page_path(e.summary)).is_file()}
+        html = render_index(self._pages, entries, self.db_path.name, by_day, built)
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
 
@@ -114,19 +117,38 @@ class SiteBuilder:
         cache.chunks.update(encode_steps(data.rollouts, fingerprints, self.db_path.parent))
         chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
         html, notice = self._render_within_budget(data, chunks)
-        path = write_atomic(self.out_dir / "runs" / f"{data.summary.slug}.html", html)
+        path = write_atomic(self.out_dir / _page_path(data.summary), html)
         return path, data, notice
 
     def _render_within_budget(self, data: RunData, chunks: list[StepChunk]) -> tuple[str, str]:
-        """The page, its rollouts sampled if the whole would pass the budget."""
+        """The page, its long texts cut short and its rollouts sampled if the whole would
+        pass the budget."""
         page = self._pages.run_page(data, chunks)
         full = {c.step: c.n_groups for c in chunks}
-        # The page around the chunks barely depends on the plan (a few numbers, the notice):
-        # keep a margin for that instead of rendering twice.
-        available = self.budget_bytes - page.size_without_chunks(full) - 4_096
-        plan = plan_sample(chunks, available - page.chunk_overhead(full))
-        html = page.render(plan)
-        return html, page.notice(plan)
+        text_sizes = page.long_text_sizes()
+        # The page around the chunks and texts barely depends on the plan (a few numbers, the
+        # notices): keep a margin for that instead of rendering again. Measured with every
+        # long text left out, so their "left out" notes are counted too.
+        room = (
+            self.budget_bytes
+            - page.size_without_chunks(full, [0] * len(text_sizes))
+            - page.chunk_overhead(full)
+            - 4_096
+        )
+        rollouts = sum(c.size(c.n_groups) for c in chunks)
+        # Past the budget, long texts may keep at most half the room, or what the full
+        # rollouts leave if that is more; rollouts get the rest.
+        caps = fair_caps(text_sizes, max(room // 2, room - rollouts))
+        texts = sum(text_sizes if caps is None else map(min, text_sizes, caps))
+        plan = plan_sample(chunks, room - texts)
+        html = page.render(plan, caps)
+        notice = " ".join(n for n in (page.notice(plan), page.texts_notice(caps)) if n)
+        return html, notice
+
+
+def _page_path(run: RunSummary) -> str:
+    """A run's page, relative to the output folder (and so to the index)."""
+    return f"runs/{run.slug}.html"
 
 
 def build_site(

@@ -25,6 +25,13 @@ function el(tag, attrs, children) {
   return node;
 }
 
+// Run data is untrusted: a key may be "constructor" or "__proto__", a list may be a string.
+function own(obj, key) {
+  return obj !== null && typeof obj === "object" && Object.prototype.hasOwnProperty.call(obj, key);
+}
+function ownGet(obj, key) { return own(obj, key) ? obj[key] : undefined; }
+function isObject(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+
 function readJSON(id) {
   var node = document.getElementById(id);
   return node ? JSON.parse(node.textContent) : null;
@@ -61,8 +68,10 @@ function liveStatus(status, lastData, quietAfter) {
   return status;
 }
 
+// `ast: true`: Vega evaluates expressions with its interpreter instead of compiling them
+// with Function(), so the page's CSP needs no 'unsafe-eval'.
 function embedOptions() {
-  return { mode: "vega-lite", renderer: "canvas", actions: false, tooltip: { theme: "light" } };
+  return { mode: "vega-lite", renderer: "canvas", actions: false, ast: true, tooltip: { theme: "light" } };
 }
 
 // Log scale where every value is positive, else symlog (which also draws zero and negatives).

@@ -2,8 +2,8 @@
 
 var DATA = readJSON("index-data");
 var table = $("#runs");
-var names = {};
-DATA.runs.forEach(function (r) { names[r.id] = r.name; });
+var names = new Map();  // run ids are text from the database: no plain-object keys
+DATA.runs.forEach(function (r) { names.set(r.id, r.name); });
 
 $$(".status[data-status]").forEach(function (pill) {
   var last = pill.dataset.last ? Number(pill.dataset.last) : null;
@@ -47,10 +47,11 @@ function drawOverlay() {
   var picked = $$(".pick").filter(function (c) { return c.checked; }).map(function (c) { return c.value; });
   var used = 0;
   picked.forEach(function (id) {
-    var s = (DATA.metrics[id] || {})[metric];
-    if (!s) return;
+    // Metric names are text from the database too: "constructor" must not find Object's.
+    var s = ownGet(ownGet(DATA.metrics, id), metric);
+    if (!Array.isArray(s) || !Array.isArray(s[0]) || !Array.isArray(s[1])) return;
     used++;
-    var label = names[id] + " (" + id + ")";
+    var label = names.get(id) + " (" + id + ")";
     for (var i = 0; i < s[0].length; i++) rows.push({ step: s[0][i], value: s[1][i], run: label });
   });
   $("#overlay-status").textContent = picked.length ? used + " of " + picked.length + " ticked runs logged this metric" : "tick runs in the table to compare them";

@@ -4,7 +4,7 @@
 var PAGE = readJSON("page-data");
 var ROLL = readJSON("rollout-data") || { steps: [], notice: "" };
 var STEPS = PAGE.steps;
-var state = { smooth: 0, log: false, upto: null, drawn: {}, pending: {} };
+var state = { smooth: 0, log: false, upto: null, drawn: Object.create(null) };
 var decoded = new Map();      // step -> Promise of its groups
 var stepNodes = new Map();    // step -> <details>
 var rewardRange = (function () {
@@ -74,14 +74,14 @@ function chartValues(desc) {
 
 function draw(id) {
   var node = $('.chart[data-chart="' + CSS.escape(id) + '"]');
-  var desc = PAGE.charts[id];
+  var desc = ownGet(PAGE.charts, id);
   if (!node || !desc) return Promise.resolve();
   var rows = chartRows(desc);
   if (!rows.length && desc.kind === "line") {
     node.textContent = "";
     node.appendChild(el("div", { class: "panel-empty", text: "no values up to this step" }));
   }
-  var spec = withScale(PAGE.specs[desc.spec], state.log && desc.kind === "line", chartValues(desc));
+  var spec = withScale(ownGet(PAGE.specs, desc.spec), state.log && desc.kind === "line", chartValues(desc));
   spec.datasets = { rows: rows };
   if (desc.kind === "line") {
     spec.params.forEach(function (p) { if (p.name === "rawOpacity") p.value = state.smooth > 0 ? 0.25 : 1; });
@@ -110,7 +110,7 @@ function draw(id) {
 
 function refresh(id) {
   var view = state.drawn[id];
-  var desc = PAGE.charts[id];
+  var desc = ownGet(PAGE.charts, id);
   if (!view) return;
   view.data("rows", chartRows(desc));
   if (desc.kind === "line") view.signal("rawOpacity", state.smooth > 0 ? 0.25 : 1);
@@ -215,10 +215,67 @@ function decodeNow(step) {
     var stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
     // Groups come in the order the size budget keeps them; show them in group order.
     promise = new Response(stream).text().then(function (text) {
-      return JSON.parse(text).sort(function (a, b) { return a.g - b.g; });
+      var groups = JSON.parse(text);
+      return (Array.isArray(groups) ? groups : []).map(cleanGroup)
+        .sort(function (a, b) { return (Number(a.g) || 0) - (Number(b.g) || 0); });
     });
   }
   return promise;
+}
+
+// The build checks every field's type, but a page must not depend on that for its safety:
+// a group or trajectory from an odd database is made well-formed here, once, as it is
+// decoded. A list field that is not a list, or an object field that is not an object, moves
+// to the extras table, where it shows as text.
+function num(v) { return typeof v === "number" && isFinite(v) ? v : null; }
+function str(v) { return typeof v === "string" ? v : (v === null || v === undefined ? "" : JSON.stringify(v)); }
+function extrasOf(item) {
+  var x = ownGet(item, "x");
+  if (x === undefined || x === null) return {};
+  return isObject(x) ? x : { extras: x };
+}
+function keepList(item, key, x, check) {
+  var v = ownGet(item, key);
+  if (v === undefined || v === null) { delete item[key]; return; }
+  if (!Array.isArray(v) || (check && !check(v))) { x[key] = v; delete item[key]; }
+}
+function point(v) { return Array.isArray(v) && v.length === 2 && num(v[0]) !== null && num(v[1]) !== null; }
+function cleanTraj(t, i) {
+  if (!isObject(t)) t = { o: str(t) };
+  var x = extrasOf(t);
+  t.i = typeof t.i === "number" || typeof t.i === "string" ? t.i : i;
+  t.r = num(t.r);
+  t.o = str(ownGet(t, "o"));
+  keepList(t, "turns", x);
+  keepList(t, "lp", x);
+  if (t.lp) t.lp = t.lp.map(num);
+  keepList(t, "sr", x);
+  keepList(t, "tt", x, function (tt) {
+    return t.lp && tt.length === t.lp.length && tt.every(function (w) { return typeof w === "string"; });
+  });
+  keepList(t, "pred", x, point);
+  if (own(t, "d") && num(t.d) === null) { if (t.d !== null) x.d = t.d; delete t.d; }
+  if (own(t, "nt") && num(t.nt) === null) delete t.nt;
+  if (Object.keys(x).length) t.x = x; else delete t.x;
+  return t;
+}
+function cleanGroup(g, i) {
+  if (!isObject(g)) g = { p: str(g) };
+  var x = extrasOf(g);
+  g.g = typeof g.g === "number" ? g.g : i;
+  g.p = str(ownGet(g, "p"));
+  g.best = num(g.best);
+  g.mean = num(g.mean);
+  var ts = ownGet(g, "t");
+  if (ts !== undefined && !Array.isArray(ts)) x.trajectories = ts;
+  g.t = (Array.isArray(ts) ? ts : []).map(cleanTraj);
+  keepList(g, "gt", x, point);
+  ["img", "imgPath", "imgNote", "place"].forEach(function (k) {
+    if (own(g, k) && typeof g[k] !== "string") { if (g[k] !== null) x[k] = g[k]; delete g[k]; }
+  });
+  if (g.img && g.img.indexOf("data:image/") !== 0) { x.img = g.img; delete g.img; }  // never a URL
+  if (Object.keys(x).length) g.x = x; else delete g.x;
+  return g;
 }
 
 function rewardColor(r) {
@@ -241,7 +298,8 @@ function filterState() {
 function trajVisible(t, f) { return t.r === null ? f.lo === -Infinity && f.hi === Infinity : t.r >= f.lo && t.r <= f.hi; }
 function textMatches(text, q) { return !q || (text || "").toLowerCase().indexOf(q) >= 0; }
 function groupMatches(g, f) {
-  if (!g.t.some(function (t) { return trajVisible(t, f); })) return false;
+  var byReward = f.lo !== -Infinity || f.hi !== Infinity;  // else show groups without samples
+  if (byReward && !g.t.some(function (t) { return trajVisible(t, f); })) return false;
   if (!f.q) return true;
   return textMatches(g.p, f.q) || g.t.some(function (t) {
     return textMatches(t.o, f.q) || (t.turns && textMatches(JSON.stringify(t.turns), f.q));
@@ -465,22 +523,42 @@ function trajBody(t, f, g) {
   return body;
 }
 
+// A turn of a multi-turn episode: {role, content} (or text) as chat, tinker-cookbook's
+// {observation_text, action_text, reward, metrics, logs, ...}, or anything else as JSON.
+var TURN_TEXTS = [["observation_text", "observation"], ["action_text", "action"]];
 function turnBlock(turn, i, f) {
   var box = el("div", { class: "turn" });
-  if (turn && typeof turn === "object" && !Array.isArray(turn)) {
-    var role = turn.role || turn.speaker || ("turn " + (i + 1));
-    var content = turn.content !== undefined ? turn.content : (turn.text !== undefined ? turn.text : null);
-    box.appendChild(el("div", { class: "turn-role", text: String(role) + (turn.reward !== undefined ? " · reward " + fmt(turn.reward, 4) : "") }));
-    if (content === null) {
-      var rest = Object.assign({}, turn); delete rest.role;
-      box.appendChild(highlighted(JSON.stringify(rest, null, 2), f.q));
-    } else {
-      box.appendChild(highlighted(typeof content === "string" ? content : JSON.stringify(content, null, 2), f.q));
-    }
-  } else {
+  if (!isObject(turn)) {
     box.appendChild(el("div", { class: "turn-role", text: "turn " + (i + 1) }));
     box.appendChild(highlighted(typeof turn === "string" ? turn : JSON.stringify(turn, null, 2), f.q));
+    return box;
   }
+  var role = ownGet(turn, "role");
+  if (role === undefined) role = ownGet(turn, "speaker");
+  var reward = ownGet(turn, "reward");
+  box.appendChild(el("div", { class: "turn-role", text: (role === undefined || role === null ? "turn " + (i + 1) : str(role)) +
+    (reward !== undefined && reward !== null ? " · reward " + fmt(reward, 4) : "") }));
+  var content = ownGet(turn, "content");
+  if (content === undefined || content === null) content = ownGet(turn, "text");
+  var shown = ["role", "speaker", "reward", "content", "text"];
+  var rest = Object.create(null);  // a "__proto__" key stays a key
+  if (content !== undefined && content !== null) {
+    box.appendChild(highlighted(typeof content === "string" ? content : JSON.stringify(content, null, 2), f.q));
+  } else if (TURN_TEXTS.some(function (p) { return own(turn, p[0]); })) {
+    TURN_TEXTS.forEach(function (p) {
+      var text = ownGet(turn, p[0]);
+      if (text === undefined || text === null) return;
+      box.appendChild(el("div", { class: "label", text: p[1] }));
+      box.appendChild(highlighted(str(text), f.q));
+    });
+    shown = shown.concat(["observation_text", "action_text", "turn_idx"]);
+  } else {
+    Object.keys(turn).forEach(function (k) { if (shown.indexOf(k) < 0) rest[k] = turn[k]; });
+    box.appendChild(highlighted(JSON.stringify(rest, null, 2), f.q));
+    return box;
+  }
+  Object.keys(turn).forEach(function (k) { if (shown.indexOf(k) < 0) rest[k] = turn[k]; });
+  if (Object.keys(rest).length) box.appendChild(extrasBlock(rest));
   return box;
 }
 
@@ -535,6 +613,7 @@ function heatmap(lps, texts) {
 
 function extrasBlock(x) {
   var table = el("table", { class: "kv" });
+  if (!isObject(x)) x = { extras: x };
   Object.keys(x).forEach(function (k) {
     var v = x[k];
     table.appendChild(el("tr", {}, [el("th", { text: k }), el("td", { text: typeof v === "string" ? v : JSON.stringify(v) })]));
