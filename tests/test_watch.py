@@ -1,0 +1,530 @@
+"""`tviz watch` as a user runs it: a subprocess on a free port, a real database written by
+other processes, answers checked over HTTP (and, for the reload, in headless Chromium)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from browser import browser, close_page, open_page  # noqa: F401  (browser is a fixture)
+
+import tviz.watch as watch_module
+from tviz.watch import ChangeTracker, LiveSite, WatchOptions, inject_reload, is_loopback
+
+ROOT = Path(__file__).resolve().parents[1]
+FAKE_SITE = Path(__file__).resolve().parent / "watch_fake_site.py"
+VIEWPORT = {"width": 900, "height": 500}
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+
+
+def real_builder() -> bool:
+    """The real report builder once it exists; until then (or with TVIZ_TEST_FAKE_SITE=1)
+    the stand-in of watch_fake_site.py, which makes the same calls with tiny pages."""
+    if os.environ.get("TVIZ_TEST_FAKE_SITE"):
+        return False
+    try:
+        from tviz.render import SiteBuilder  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def watch_command() -> list[str]:
+    if real_builder():
+        return [sys.executable, "-m", "tviz.cli", "watch"]
+    return [sys.executable, str(FAKE_SITE), "watch"]
+
+
+def wait_until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.02)
+
+
+def log_steps(db: Path, name: str, steps: range, run_id: str = "run1") -> None:
+    """Log `steps` of run `run_id` from another process, as a training loop would."""
+    code = textwrap.dedent(
+        """
+        import sys
+        from tviz import TvizLogger
+        db, name, run_id, lo, hi = sys.argv[1:]
+        logger = TvizLogger(db, run_name=name, run_id=run_id)
+        for step in range(int(lo), int(hi)):
+            logger.log_metrics({"env/all/reward/total": step / 10, "optim/kl": 0.01}, step=step)
+            logger.log_rollouts(
+                [{"prompt_text": f"prompt {step}",
+                  "trajectories": [{"reward": 1.0, "output_text": f"answer {step}"}]}],
+                step=step,
+            )
+        assert logger.flush()
+        """
+    )
+    args = [str(db), name, run_id, str(steps.start), str(steps.stop)]
+    done = subprocess.run(
+        [sys.executable, "-c", code, *args], env=ENV, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+@dataclass
+class Watching:
+    """A running `tviz watch` and what it has printed so far."""
+
+    proc: subprocess.Popen
+    out_dir: Path
+    lines: list[str] = field(default_factory=list)
+    url: str = ""
+    port: int = 0
+    _reader: threading.Thread | None = None
+
+    def start_reading(self) -> None:
+        def read() -> None:
+            assert self.proc.stdout is not None
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+
+        self._reader = threading.Thread(target=read, daemon=True)
+        self._reader.start()
+
+    def said(self, text: str) -> bool:
+        return any(text in line for line in self.lines)
+
+    def request(self, path: str, method: str = "GET", host: str | None = "default") -> Response:
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
+        try:
+            conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+            if host == "default":
+                host = f"127.0.0.1:{self.port}"
+            if host is not None:
+                conn.putheader("Host", host)
+            conn.endheaders()
+            resp = conn.getresponse()
+            return Response(resp.status, dict(resp.getheaders()), resp.read())
+        finally:
+            conn.close()
+
+    def version(self, page: str) -> str:
+        resp = self.request(f"/__tviz/version?page={page}")
+        assert resp.status == 200
+        return json.loads(resp.body)["version"]
+
+    def stop(self) -> tuple[int, str, str]:
+        """Ctrl-C, then the exit code, stdout and stderr."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError("tviz watch did not stop within 10 s of Ctrl-C") from None
+        if self._reader is not None:
+            self._reader.join(timeout=5)
+        assert self.proc.stderr is not None
+        return self.proc.returncode, "\n".join(self.lines), self.proc.stderr.read()
+
+
+def start_watch(db: Path, out_dir: Path, *extra: str, port: int = 0) -> Watching:
+    proc = subprocess.Popen(
+        [*watch_command(), "--db", str(db), "--out", str(out_dir), "--port", str(port), *extra],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    watching = Watching(proc, out_dir)
+    watching.start_reading()
+    return watching
+
+
+def serving(watching: Watching) -> Watching:
+    def url() -> str | None:
+        if watching.proc.poll() is not None:
+            raise AssertionError(f"tviz watch exited: {watching.proc.stderr.read()}")
+        for line in watching.lines:
+            if "http://127.0.0.1:" in line:
+                return line.split("http://", 1)[1].split()[0]
+        return None
+
+    address = wait_until(url, "the URL", timeout=30)
+    watching.url = f"http://{address}"
+    watching.port = int(address.split(":")[1].strip("/"))
+    return watching
+
+
+def watch_one_run(folder: Path) -> Watching:
+    """`tviz watch` over a database holding one run of 5 steps, its first build done."""
+    db = folder / "runs.db"
+    log_steps(db, "first", range(5))
+    watching = serving(start_watch(db, folder / "site"))
+    wait_until(lambda: watching.said("built"), "the first build", timeout=60)
+    return watching
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Iterator[Watching]:
+    """A watch of its own, for a test that changes the database or stops the server."""
+    watching = watch_one_run(tmp_path)
+    yield watching
+    watching.stop()
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watching]:
+    """One watch for the many tests that only ask it questions."""
+    folder = tmp_path_factory.mktemp("shared")
+    watching = watch_one_run(folder)
+    secret = folder / "secret.txt"
+    secret.write_text("do not serve")
+    (watching.out_dir / "link-out").symlink_to(folder, target_is_directory=True)
+    (watching.out_dir / "secret-link.txt").symlink_to(secret)
+    (watching.out_dir / ".hidden").write_text("a temp file")
+    yield watching
+    watching.stop()
+
+
+def run_page(watching: Watching) -> str:
+    pages = sorted((watching.out_dir / "runs").glob("*.html"))
+    assert pages, "no run page written"
+    return "/runs/" + pages[0].name
+
+
+def test_new_steps_from_another_process_reach_the_served_page(watched: Watching) -> None:
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    page = run_page(watched)
+    before = watched.version(page)
+    index_before = watched.version("/")
+    old = watched.request(page).body
+    assert b"data-tviz-watch" in old
+
+    log_steps(db, "first", range(5, 6))
+    wait_until(lambda: watched.version(page) != before, "the run page to change")
+    assert watched.version("/") != index_before
+    new = watched.request(page).body
+    assert new != old
+    if not real_builder():
+        assert b"steps: 6" in new
+    assert watched.said("re-rendered run1")
+
+
+def test_files_on_disk_stay_as_built(shared: Watching) -> None:
+    page = run_page(shared)
+    on_disk = (shared.out_dir / page.lstrip("/")).read_bytes()
+    served = shared.request(page)
+    assert served.status == 200
+    assert served.headers["Content-Type"].startswith("text/html")
+    assert served.headers["Cache-Control"] == "no-store"
+    assert b"data-tviz-watch" not in on_disk
+    assert b"data-tviz-watch" in served.body
+    assert len(served.body) > len(on_disk)
+    if b"Content-Security-Policy" in on_disk:  # the served copy lets the reload script poll
+        assert b"connect-src 'self'" in served.body and b"connect-src 'self'" not in on_disk
+    head = shared.request(page, method="HEAD")
+    assert head.status == 200 and head.body == b""
+    assert head.headers["Content-Length"] == str(len(served.body))
+
+
+def test_a_burst_of_commits_is_one_or_two_rebuilds(watched: Watching) -> None:
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    count = sum("re-rendered" in line for line in watched.lines)
+    log_steps(db, "first", range(5, 45))  # 40 steps logged as fast as the logger commits
+    page = run_page(watched)
+    if not real_builder():
+        wait_until(lambda: b"steps: 45" in watched.request(page).body, "all 40 steps")
+    time.sleep(0.3)  # let a last rebuild, if any, be printed
+    rebuilds = sum("re-rendered" in line for line in watched.lines) - count
+    assert 1 <= rebuilds <= 4, watched.lines
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../secret.txt",
+        "/runs/../../secret.txt",
+        "/%2e%2e/secret.txt",
+        "/%2E%2E/secret.txt",
+        "/runs%2f..%2f..%2fsecret.txt",
+        "/..%2fsecret.txt",
+        "/..%5csecret.txt",
+        "/..\\secret.txt",
+        "/%252e%252e/secret.txt",
+        "/link-out/secret.txt",
+        "/secret-link.txt",
+        "/.hidden",
+        "/runs/",
+        "/nothing.html",
+        "http://127.0.0.1/../secret.txt",
+        "/index.html%00.txt",
+    ],
+)
+def test_no_path_leads_out_of_the_folder(shared: Watching, path: str) -> None:
+    resp = shared.request(path)
+    assert resp.status in (400, 403, 404), (path, resp.status)
+    assert b"do not serve" not in resp.body
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"])
+def test_only_get_and_head(shared: Watching, method: str) -> None:
+    resp = shared.request("/index.html", method=method)
+    assert resp.status == 405
+    assert resp.headers["Allow"] == "GET, HEAD"
+
+
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:{port}", 200),
+        ("localhost:{port}", 200),
+        ("[::1]:{port}", 200),
+        ("evil.example:{port}", 403),  # DNS rebinding: the browser still names the site
+        ("localhost.evil.example:{port}", 403),
+        ("127.0.0.1:1", 403),
+        ("", 403),
+        (None, 403),
+    ],
+)
+def test_host_header_must_name_this_server(shared: Watching, host: str | None, status: int):
+    header = host.format(port=shared.port) if host is not None else None
+    assert shared.request("/", host=header).status == status
+    assert shared.request("/__tviz/version?page=/", host=header).status == status
+
+
+def test_port_in_use_is_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        watching = start_watch(tmp_path / "runs.db", tmp_path / "site", port=port)
+        code, out, err = watching.stop() if watching.proc.wait(timeout=30) else (0, "", "")
+    assert code == 1
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert str(port) in lines[0] and "--port" in lines[0]
+
+
+def test_missing_database_then_created(tmp_path: Path) -> None:
+    db = tmp_path / "later" / "runs.db"  # not even its folder exists yet
+    watching = serving(start_watch(db, tmp_path / "site"))
+    try:
+        wait_until(lambda: watching.said("waiting for the database"), "the waiting message")
+        waiting = watching.request("/")
+        assert waiting.status == 200 and b"Waiting for runs" in waiting.body
+        assert watching.version("/") == "none"
+
+        log_steps(db, "late-run-q7", range(3))
+        wait_until(lambda: watching.version("/") != "none", "the index", timeout=60)
+        assert b"late-run-q7" in watching.request("/").body
+        assert watching.said("found the database")
+    finally:
+        code, out, err = watching.stop()
+    assert code == 0 and "Traceback" not in err
+
+
+def test_database_deleted_then_replaced(watched: Watching) -> None:
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    wait_until(lambda: watched.said("was deleted"), "the deletion to be noticed")
+    index = watched.version("/")
+    log_steps(db, "second-run-q7", range(2), run_id="run2")
+    wait_until(lambda: watched.version("/") != index, "a rebuild from the new file", timeout=30)
+    assert b"second-run-q7" in watched.request("/").body
+    assert watched.said("found the database")
+
+
+def test_two_writer_processes_at_once(watched: Watching) -> None:
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    names = (b"writer-a-q7", b"writer-b-q7")
+    assert not any(name in watched.request("/").body for name in names)
+    writers = [
+        threading.Thread(target=log_steps, args=(db, name.decode(), range(20), name.decode()))
+        for name in names
+    ]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    wait_until(
+        lambda: all(name in watched.request("/").body for name in names),
+        "both runs in the index",
+    )
+
+
+def test_ctrl_c_is_a_clean_exit(watched: Watching) -> None:
+    assert watched.request("/").status == 200
+    code, out, err = watched.stop()
+    assert code == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err
+    assert "stopped" in out
+
+
+def test_no_thread_left_behind(tmp_path: Path) -> None:
+    """In process: after close() the server, watcher and request threads are all gone."""
+    import watch_fake_site
+
+    db = tmp_path / "runs.db"
+    log_steps(db, "first", range(2))
+    site = LiveSite(
+        WatchOptions(db, tmp_path / "site", port=0),
+        log=lambda _line: None,
+        builder_factory=watch_fake_site.FakeSiteBuilder,
+    )
+    before = set(threading.enumerate())
+    site.start()
+    stop = threading.Event()
+    loop = threading.Thread(target=site.run, args=(stop,))
+    loop.start()
+    wait_until(lambda: (tmp_path / "site" / "index.html").exists(), "the first build")
+    conn = http.client.HTTPConnection("127.0.0.1", site.server.port, timeout=5)
+    conn.request("GET", "/")
+    assert conn.getresponse().status == 200
+    conn.close()
+    stop.set()
+    loop.join(timeout=5)
+    site.close()
+    left = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert left == []
+
+
+def test_a_failed_rebuild_is_said_once_and_retried(tmp_path: Path) -> None:
+    """The builder failing (a bug, a locked file) costs a line, not the watcher."""
+    import watch_fake_site
+
+    class Flaky(watch_fake_site.FakeSiteBuilder):
+        failures = 3
+
+        def build(self, run_ids: Any = None, progress: Any = None) -> Any:
+            if Flaky.failures:
+                Flaky.failures -= 1
+                raise RuntimeError("disk on fire")
+            return super().build(run_ids, progress)
+
+    db = tmp_path / "runs.db"
+    log_steps(db, "first", range(2))
+    said: list[str] = []
+    tracker = ChangeTracker(db, tmp_path / "site", Flaky, said.append)
+    for _ in range(5):
+        tracker.update()
+    assert [line.split(" ", 1)[1] for line in said if "failed" in line] == [
+        "rebuild failed: RuntimeError: disk on fire"
+    ]
+    assert (tmp_path / "site" / "index.html").exists()
+    assert any("re-rendered" in line or "built" in line for line in said)
+    tracker.close()
+
+
+def test_only_loopback_is_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Another host is served only when asked for, with a warning (tests bind loopback only,
+    so the check that decides it is faked here)."""
+    assert is_loopback("127.0.0.1") and is_loopback("localhost") and is_loopback("::1")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.168.1.10")
+    said: list[str] = []
+    site = LiveSite(WatchOptions(tmp_path / "runs.db", tmp_path / "site", port=0), log=said.append)
+    site.start()
+    site.close()
+    assert not any("warning" in line for line in said)
+    monkeypatch.setattr(watch_module, "is_loopback", lambda host: False)
+    said.clear()
+    site = LiveSite(WatchOptions(tmp_path / "runs.db", tmp_path / "site", port=0), log=said.append)
+    site.start()
+    site.close()
+    assert any("visible" in line or "network" in line for line in said if "warning" in line)
+
+
+def test_reload_script_goes_before_body_end() -> None:
+    page = b"<html><body><p>x</p></BODY></html>"
+    out = inject_reload(page, "abc123")
+    assert out.startswith(b"<html><body><p>x</p><script data-tviz-watch")
+    assert out.endswith(b"</script></BODY></html>")
+    assert inject_reload(b"<p>no body</p>", "none").startswith(b"<p>no body</p><script")
+
+
+# -- in a real browser -------------------------------------------------------------------------
+
+
+def test_open_page_reloads_itself_and_keeps_the_readers_place(
+    watched: Watching,
+    browser: Any,  # noqa: F811  (the fixture of tests/browser.py)
+) -> None:
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    url = watched.url.rstrip("/") + run_page(watched)
+    opened = open_page(browser, url, wait_ready=real_builder(), viewport=VIEWPORT)
+    page = opened.page
+    try:
+        # The reader's place: a slider moved, a step (a <details>) opened, the page scrolled.
+        slider = page.evaluate(
+            """async () => {
+              const s = document.querySelector('input[type=range][id]');
+              if (!s || +s.max <= +s.min) return null;
+              s.value = String(+s.min); s.dispatchEvent(new Event('input', {bubbles: true}));
+              // The page may redraw in the next frame (the replayed steps): let it.
+              await new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)));
+              return [s.id, s.value, s.max];
+            }"""
+        )
+        details = page.evaluate(
+            """() => {
+              const d = document.querySelector('details[id]:not([open])')
+                || document.querySelector('details[data-step]:not([open])');
+              if (!d) return null;
+              d.open = true;
+              return d.id ? '#' + d.id : `details[data-step="${d.dataset.step}"]`;
+            }"""
+        )
+        # A group inside the step, when the page has them (filled in asynchronously).
+        toggle = f"{details} [aria-expanded]"
+        if real_builder():
+            page.wait_for_selector(toggle, timeout=5_000)
+            page.click(toggle)
+            assert page.get_attribute(toggle, "aria-expanded") == "true"
+        y = page.evaluate(
+            """() => {
+              const y = Math.min(500, document.documentElement.scrollHeight - innerHeight);
+              scrollTo(0, y); window.__beforeReload = true; return scrollY;
+            }"""
+        )
+        assert details and slider and y > 100, (details, slider, y)
+
+        log_steps(db, "first", range(5, 6))
+        page.wait_for_function("() => !window.__beforeReload", timeout=15_000)
+        page.wait_for_load_state("load")
+        page.wait_for_function(f"() => Math.abs(scrollY - {y}) <= 2", timeout=5_000)
+        page.wait_for_function(f"() => document.querySelector({details!r}).open", timeout=5_000)
+        if real_builder():
+            page.wait_for_selector(f"{details} [aria-expanded=true]", timeout=5_000)
+        after = page.evaluate(
+            f"() => [document.getElementById({slider[0]!r}).value,"
+            f" document.getElementById({slider[0]!r}).max]"
+        )
+        assert after[0] == slider[1]  # the slider stays where the reader put it
+        assert int(after[1]) == int(slider[2]) + 1  # and now reaches the new step
+        assert opened.errors == []
+        assert all(r.startswith(watched.url) for r in opened.requests)
+    finally:
+        close_page(opened)
