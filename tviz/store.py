@@ -254,6 +254,14 @@ class Store:
             )
             return {day: int(total) for day, total in rows if day is not None}
 
+    def data_version(self) -> int:
+        """Changes whenever another connection commits to the file (5 µs; see SQLite's
+        PRAGMA data_version): the cheap check before `versions()`."""
+        try:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from None
+
     def versions(self) -> dict[str, tuple]:
         """A cheap fingerprint per run that changes whenever the run gains data."""
         with self.snapshot() as conn:

@@ -308,8 +308,8 @@ class ChangeTracker:
         if self.store is None:
             return self._open(file_id)
         try:
-            data_version = self.store.conn.execute("PRAGMA data_version").fetchone()[0]
-        except sqlite3.Error as exc:
+            data_version = self.store.data_version()
+        except (StoreError, sqlite3.Error) as exc:
             self._lost(f"cannot read {self.db_path} ({exc}); retrying")
             return []
         if data_version == self.data_version:
@@ -320,7 +320,7 @@ class ChangeTracker:
     def _open(self, file_id: tuple[int, int]) -> list[str] | None:
         try:
             self.store = Store(self.db_path, timeout=2.0)
-            self.data_version = self.store.conn.execute("PRAGMA data_version").fetchone()[0]
+            self.data_version = self.store.data_version()
             versions = self.store.versions()
         except (StoreError, sqlite3.Error) as exc:
             self._lost(f"cannot read {self.db_path} yet ({exc}); waiting for it to change")
