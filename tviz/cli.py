@@ -41,6 +41,17 @@ def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+def out_option(default: str, help_text: str) -> Callable[[Callable[..., Any]], Any]:
+    return click.option(
+        "--out",
+        "out_dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        default=Path(default),
+        show_default=True,
+        help=help_text,
+    )
+
+
 def resolve_db(db_path: Path | None) -> Path:
     return db_path if db_path is not None else schema.default_db_path()
 
@@ -118,14 +129,7 @@ def _duration(seconds: float | None) -> str:
 
 @main.command("watch")
 @db_option
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("tviz-report"),
-    show_default=True,
-    help="Folder the pages are written to and served from.",
-)
+@out_option("tviz-report", "Folder the pages are written to and served from.")
 @click.option(
     "--host",
     default="127.0.0.1",
@@ -179,14 +183,7 @@ def import_command(log_dir: Path, db_path: Path | None, name: str | None) -> Non
 
 @main.command("build")
 @db_option
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("tviz-report"),
-    show_default=True,
-    help="Folder for index.html and runs/<slug>.html.",
-)
+@out_option("tviz-report", "Folder for index.html and runs/<slug>.html.")
 @click.option(
     "--run", "runs", multiple=True, metavar="NAME_OR_ID", help="Only this run (repeatable)."
 )
@@ -236,14 +233,7 @@ def build_command(
 
 
 @main.command("demo")
-@click.option(
-    "--out",
-    "out_dir",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=Path("tviz-demo"),
-    show_default=True,
-    help="Folder for the demo database and its report (never your own database).",
-)
+@out_option("tviz-demo", "Folder for the demo database and its report (never your own database).")
 @click.option("--steps", type=click.IntRange(1, 100_000), default=30, show_default=True)
 @click.option("--groups", type=click.IntRange(1, 10_000), default=8, show_default=True)
 @click.option("--samples", type=click.IntRange(1, 1_000), default=8, show_default=True)
