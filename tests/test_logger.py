@@ -7,7 +7,9 @@ import enum
 import inspect
 import json
 import math
+import os
 import sqlite3
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -526,3 +528,39 @@ def test_a_resumed_run_replaces_the_rollouts_of_steps_it_logs_again(db_path: Pat
         *((s, f"again {s}") for s in (3, 4, 5)),
         *((s, f"again {s} more") for s in (3, 4, 5)),
     }
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path):
+    """A 1 MB filesystem of its own, to fill up (needs root, as in CI and the dev machine)."""
+    mount_point = tmp_path / "small-disk"
+    mount_point.mkdir()
+    made = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+        capture_output=True,
+    )
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {made.stderr.decode().strip()}")
+    yield mount_point
+    subprocess.run(["umount", "-l", str(mount_point)], check=False)
+
+
+def test_a_full_disk_warns_keeps_data_and_recovers(small_disk: Path) -> None:
+    db_path = small_disk / "tviz.db"
+    logger = TvizLogger(db_path, run_name="full")
+    logger.log_metrics({"x": 0.0}, step=0)
+    assert logger.flush()
+    free = os.statvfs(small_disk)
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * (free.f_bavail * free.f_frsize - 8192))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for step in range(1, 300):
+            logger.log_metrics({f"m{i}": step + i for i in range(30)}, step=step)  # never raises
+        assert logger.flush(timeout=15) is False
+        assert any("cannot write" in str(w.message) for w in caught)
+        filler.unlink()  # space again: what was held back is written
+        assert logger.flush(timeout=15) is True
+    logger.close()
+    data = _load(db_path, logger.run_id)
+    assert data.metrics["m29"].steps == list(range(1, 300)) and data.metrics["x"].steps == [0]
