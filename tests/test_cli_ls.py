@@ -96,3 +96,19 @@ def test_control_characters_in_names_cannot_forge_rows(db_path: Path) -> None:
     lines = result.output.strip().splitlines()
     assert len(lines) == 2 and "\x1b" not in result.output and "\x07" not in result.output
     assert "evil?fake-row" in lines[1]
+
+
+def test_newer_schema_and_foreign_files(db_path: Path, tmp_path: Path) -> None:
+    with TvizLogger(db_path, strict=True):
+        pass
+    conn = sqlite3.connect(db_path)
+    conn.execute("PRAGMA user_version = 99")
+    conn.close()
+    _assert_one_line_error(_run("ls", "--db", str(db_path)), "newer tviz")
+
+    foreign = tmp_path / "app.db"
+    conn = sqlite3.connect(foreign)
+    conn.execute("CREATE TABLE invoices (id INTEGER)")
+    conn.commit()
+    conn.close()
+    _assert_one_line_error(_run("ls", "--db", str(foreign)), "no tviz runs")
