@@ -496,12 +496,19 @@ class _Writer:
             return True
         if self.strict:  # nothing is kept for a retry: the caller sees the error
             try:
-                self._transaction()
+                self._transaction(isolated=False)
             finally:
                 self._pending.clear()
             return True
         try:
-            self._transaction()
+            try:
+                self._transaction(isolated=False)
+            except sqlite3.OperationalError:
+                raise
+            except Exception:
+                # A call holds something that cannot be stored. Write the batch again one
+                # call at a time (savepoints: slower), so that only that call is skipped.
+                self._transaction(isolated=True)
         except (sqlite3.Error, OSError, schema.SchemaError) as exc:
             self._trouble(f"cannot write to {self.path} ({exc}); will retry, training goes on")
             if not isinstance(exc, sqlite3.OperationalError):
@@ -515,12 +522,15 @@ class _Writer:
             self._failing = None
         return True
 
-    def _transaction(self) -> None:
+    def _transaction(self, *, isolated: bool) -> None:
         conn = self._connection()
         conn.execute("BEGIN IMMEDIATE")
         try:
             for op in self._pending:
-                self._apply(conn, op)
+                if isolated:
+                    self._apply_isolated(conn, op)
+                else:
+                    self._apply(conn, op)
             stamps = [op[-1] for op in self._pending if op[0] in _TIMED_OPS]
             if stamps:
                 conn.execute(
@@ -568,28 +578,25 @@ class _Writer:
                 pass
             self.conn = None
 
-    def _apply(self, conn: sqlite3.Connection, op: tuple) -> None:
+    def _apply_isolated(self, conn: sqlite3.Connection, op: tuple) -> None:
         """One log call, all or nothing: a value that cannot be stored skips that call only.
 
         Only `sqlite3.OperationalError` (locked, full, I/O) escapes, so that the whole batch is
         kept and retried.
         """
-        kind = op[0]
         conn.execute("SAVEPOINT op")
         try:
-            self._apply_op(conn, op)
+            self._apply(conn, op)
         except sqlite3.OperationalError:
             raise
         except Exception as exc:
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
-            if self.strict:
-                raise
-            _warn(f"skipped a {kind} call: {type(exc).__name__}: {exc}")
+            _warn(f"skipped a {op[0]} call: {type(exc).__name__}: {exc}")
             return
         conn.execute("RELEASE op")
 
-    def _apply_op(self, conn: sqlite3.Connection, op: tuple) -> None:
+    def _apply(self, conn: sqlite3.Connection, op: tuple) -> None:
         kind = op[0]
         if kind == "run":
             self._upsert_run(conn)

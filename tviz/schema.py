@@ -222,6 +222,8 @@ def _configure(conn: sqlite3.Connection, timeout: float) -> None:
             pass  # e.g. a read-only file: it can still be read in its own journal mode
     # WAL + NORMAL: commits survive a killed process (not a power cut) at a fraction of the cost.
     conn.execute("PRAGMA synchronous = NORMAL")
+    # Savepoints and sorts keep their scratch pages in memory, not in temporary files.
+    conn.execute("PRAGMA temp_store = MEMORY")
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
