@@ -7,10 +7,14 @@ On a demo run (tviz.demo, 8 groups x 8 samples per step) of `--steps` steps:
 1. Re-render cost, in process: a full build of the run by a fresh `SiteBuilder` vs the
    rebuild of the same run by a warm builder after the run gained one step (what watch does).
 2. Commit to page: `tviz watch` runs as a subprocess on a free loopback port, the run page is
-   open in headless Chromium, and another process (a TvizLogger, flush()) logs one new step at
-   a time. Times are from flush() returning (the commit) to, in the reloaded page: the
-   navigation starting, `body[data-ready]` (the page's script has run with the new data) and
-   the first chart drawn. Both clocks are the machine's wall clock.
+   open in headless Chromium with every chart drawn, and another process (a TvizLogger,
+   flush()) logs one new step at a time. The page updates in place (watch's script fetches the
+   rebuilt page and hands it to the page's `window.tvizUpdate`). Times are from flush()
+   returning (the commit) to: the rebuilt page asked for, its bytes arriving and being parsed,
+   the page's hook returning, the header's "last step" showing the new step, the reward chart
+   redrawn with it (its Vega view ran with the new rows), the rollouts updated, and every
+   chart of the page redrawn with it. Both clocks are the machine's wall clock. A page that
+   fell back to a full reload is counted (and its header and charts timed the same way).
 3. Idle CPU of the watch process (all its threads, from /proc), with one tab polling and with
    none, while nothing is logged.
 """
@@ -136,20 +140,64 @@ def idle_cpu(pid: int, seconds: float) -> float:
     return (cpu_seconds(pid) - before) / (time.monotonic() - start)
 
 
-# Recorded in every document the tab loads: when the page's own script finished with the
-# new data, and when its first chart was drawn (the page sets these data attributes).
+# Recorded in every document the tab loads (so also after a fallback reload): when the
+# header's "last step" first shows the awaited step (sessionStorage "bench-want"), and when
+# the reward chart, then every chart, has drawn rows up to it (the page's charts carry the
+# newest step they drew in `data-last-step`).
 TIMING_SCRIPT = """
 (() => {
-  const t = window.__t = {nav: performance.timeOrigin};
-  const seen = () => {
-    if (!t.ready && document.body && document.body.dataset.ready === "yes") t.ready = Date.now();
-    if (!t.chart && document.querySelector('.chart[data-drawn="yes"]')) t.chart = Date.now();
-    if (t.ready && t.chart) obs.disconnect();
+  window.__t = {};
+  const lastStep = () => {
+    const fact = [...document.querySelectorAll('.facts .fact')]
+      .find(f => f.querySelector('dt').textContent === 'last step');
+    return fact ? fact.querySelector('dd').textContent.replace(/,/g, '') : null;
   };
-  const obs = new MutationObserver(seen);
-  obs.observe(document, {subtree: true, attributes: true, childList: true,
-                         attributeFilter: ["data-ready", "data-drawn"]});
+  const seen = () => {
+    const t = window.__t, want = sessionStorage.getItem('bench-want');
+    if (!want) return;
+    if (!t.header && lastStep() === want) t.header = Date.now();
+    const reward = document.querySelector('.chart[data-chart="reward"]');
+    if (!t.chart && reward && reward.dataset.lastStep === want) t.chart = Date.now();
+    const all = [...document.querySelectorAll('.chart[data-chart]')];
+    if (!t.charts && all.length && all.every(c => c.dataset.lastStep === want)) {
+      t.charts = Date.now();
+    }
+  };
+  new MutationObserver(seen).observe(document, {subtree: true, attributes: true,
+    childList: true, characterData: true, attributeFilter: ["data-last-step", "data-drawn"]});
+  // Where the time goes: the fetched text parsed, and the page's update hook run.
+  const parse = DOMParser.prototype.parseFromString;
+  DOMParser.prototype.parseFromString = function (...args) {
+    window.__t.text = Date.now();
+    try { return parse.apply(this, args); } finally { window.__t.parsed = Date.now(); }
+  };
+  let hook;
+  Object.defineProperty(window, 'tvizUpdate', {configurable: true, set(f) { hook = f; },
+    get() {
+      return hook && function (...args) {
+        const t = window.__t, done = hook.apply(this, args);
+        t.hooked = Date.now();
+        Promise.resolve(done).then(() => { t.settled = Date.now(); });
+        return done;
+      };
+    }});
 })();
+"""
+
+# When the tab last fetched the page itself (not the version endpoint), for the in-place
+# update: asked for it (having learnt the new version), got its first and its last byte.
+FETCHED = """
+() => {
+  const own = performance.getEntriesByType('resource')
+    .filter(e => e.initiatorType === 'fetch' && !e.name.includes('/__tviz/'));
+  const e = own[own.length - 1], at = ms => performance.timeOrigin + ms;
+  return e ? {asked: at(e.startTime), first: at(e.responseStart), fetched: at(e.responseEnd)}
+    : {};
+}
+"""
+ALL_DRAWN = """
+() => document.querySelectorAll('.chart[data-chart]').length ===
+  document.querySelectorAll('.chart[data-drawn="yes"]').length
 """
 
 
@@ -184,30 +232,45 @@ def commit_to_page(db: Path, out: Path, run_id: str, repeat: int, idle_s: float)
         )
         assert writer.stdin is not None and writer.stdout is not None
         writer.stdin.write(json.dumps(names) + "\n")
-        samples: dict[str, list[float]] = {"nav": [], "ready": [], "chart": []}
-        right = 0
+        samples: dict[str, list[float]] = {
+            key: []
+            for key in ("asked", "first", "text", "parsed", "hooked", "header", "chart")
+            + ("fetched", "settled", "charts")
+        }
+        right = reloads = 0
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1360, "height": 900})
             page.add_init_script(TIMING_SCRIPT)
             page.goto(page_url)
-            page.wait_for_function("() => window.__t && window.__t.chart", timeout=60_000)
+            page.wait_for_function(ALL_DRAWN, timeout=120_000)  # every chart drawn, idle
             for i in range(repeat):
                 time.sleep(1.0 + random.random() * 0.3)  # settle, and land anywhere in a poll
-                page.evaluate("() => { window.__old = true; }")
+                page.evaluate(
+                    """want => { window.__old = true; window.__t = {};
+                      sessionStorage.setItem('bench-want', String(want));
+                      performance.clearResourceTimings(); }""",
+                    first + i,
+                )
                 writer.stdin.write(f"{first + i}\n")
                 writer.stdin.flush()
                 committed = float(writer.stdout.readline()) * 1000
                 page.wait_for_function(
-                    "() => !window.__old && window.__t && window.__t.ready && window.__t.chart",
-                    timeout=60_000,
+                    "() => window.__t && window.__t.header && window.__t.charts", timeout=60_000
                 )
                 t = page.evaluate("() => window.__t")
+                t.update(page.evaluate(FETCHED))
+                if not page.evaluate("() => window.__old === true"):
+                    reloads += 1
                 for key in samples:
-                    samples[key].append((t[key] - committed) / 1000)
-                # The reloaded page holds the new step: the replay slider reaches it.
+                    if t.get(key) is not None:
+                        samples[key].append((t[key] - committed) / 1000)
+                # The page holds the new step: the replay slider reaches it.
                 shown = page.evaluate("() => +document.getElementById('replay').max")
                 right += shown == first + i
+            page_charts = page.evaluate(
+                "() => document.querySelectorAll('.chart[data-chart]').length"
+            )
             time.sleep(1.0)
             with_tab = idle_cpu(watch.pid, idle_s)
             page.close()
@@ -217,6 +280,8 @@ def commit_to_page(db: Path, out: Path, run_id: str, repeat: int, idle_s: float)
         return {
             "samples": samples,
             "right": right,
+            "reloads": reloads,
+            "charts": page_charts,
             "repeat": repeat,
             "rebuild": statistics.median(rebuilds) if rebuilds else float("nan"),
             "rebuilds": len(rebuilds),
@@ -272,14 +337,23 @@ def main() -> None:
         print(f"\ncommit -> page, run page of {size:.1f} MB, {args.repeat} new steps")
         print("  (median / max, seconds)")
         for key, label in (
-            ("nav", "reload starts"),
-            ("ready", "page script ran (new data)"),
-            ("chart", "first chart drawn"),
+            ("asked", "new version known, page asked"),
+            ("first", "... its first byte"),
+            ("text", "... all but the rollouts read"),
+            ("parsed", "... and parsed"),
+            ("hooked", "page's update hook returned"),
+            ("header", "new step in the header"),
+            ("chart", "reward chart redrawn with it"),
+            ("fetched", "page's last byte"),
+            ("settled", "rollouts updated"),
+            ("charts", f"all {res['charts']} charts redrawn with it"),
         ):
             values = res["samples"][key]
-            print(f"  {label:32} {statistics.median(values):6.3f} / {max(values):6.3f}")
+            if values:
+                print(f"  {label:32} {statistics.median(values):6.3f} / {max(values):6.3f}")
         print(f"  watch's rebuild (median of {res['rebuilds']})  {res['rebuild']:6.3f}")
-        print(f"  reloaded page showed the new step: {res['right']} / {res['repeat']}")
+        print(f"  page showed the new step: {res['right']} / {res['repeat']}")
+        print(f"  full reloads (fallback): {res['reloads']} / {res['repeat']}")
         print(f"\nidle CPU of tviz watch over {args.idle:g} s (share of one core):")
         print(f"  one tab open (polls every 300 ms)  {res['idle_tab'] * 100:5.2f} %")
         print(f"  no tab                             {res['idle_none'] * 100:5.2f} %")

@@ -481,3 +481,122 @@ def test_demo_vision_page_shows_its_images(browser, tmp_path):  # noqa: F811
     assert opened.locator(".vision img").evaluate("img => img.naturalWidth") == 96
     _assert_clean(opened)
     close_page(opened)
+
+
+# -- in-place updates (the hook `tviz watch` calls; see tviz/watch.py) -------------------------
+
+
+def _log(db: Path, steps: range, metrics: tuple[str, ...] = ("optim/kl",), run_id="liverun"):
+    from tviz import TvizLogger
+
+    with TvizLogger(db, "live", run_id=run_id, strict=True) as log:
+        for step in steps:
+            log.log_metrics({name: 0.1 + step / 100 for name in metrics}, step=step)
+            log.log_rollouts(
+                [
+                    {
+                        "prompt_text": f"prompt {step}.{g}",
+                        "trajectories": [
+                            {"reward": (step + g + k) % 3 / 2, "output_text": f"out {step}.{g}.{k}"}
+                            for k in range(3)
+                        ],
+                    }
+                    for g in range(2)
+                ],
+                step=step,
+            )
+
+
+def _update(opened, html: str):
+    """What the watch script does with a rebuilt page: parse it and hand it to the hook."""
+    return opened.evaluate(
+        "html => window.tvizUpdate(new DOMParser().parseFromString(html, 'text/html'))", html
+    )
+
+
+def test_run_page_updates_in_place_from_a_newer_build(browser, tmp_path):  # noqa: F811
+    db = tmp_path / "tviz.db"
+    _log(db, range(4))
+    build_site(db, tmp_path / "v1")
+    opened = open_page(browser, _page(tmp_path / "v1", "live"))
+    _wait_charts(opened, ".overview", 3)
+    _wait_charts(opened, ".metrics", 1)
+    opened.click('details.step[data-step="1"] > summary')
+    opened.click('details.step[data-step="1"] .group[data-group="1"] .group-head')
+    opened.click('details.step[data-step="1"] .group[data-group="1"] .traj-head >> nth=0')
+    opened.evaluate(
+        """() => { window.__noReload = true;
+          document.querySelectorAll('.chart canvas').forEach(c => { c.__same = true; }); }"""
+    )
+    _log(db, range(4, 6))
+    build_site(db, tmp_path / "v2")
+    assert _update(opened, _page(tmp_path / "v2", "live").read_text("utf-8")) is True
+    fact = opened.evaluate(
+        """() => [...document.querySelectorAll('.facts .fact')]
+            .find(f => f.querySelector('dt').textContent === 'last step')
+            .querySelector('dd').textContent"""
+    )
+    assert fact == "5"
+    opened.wait_for_function(
+        """() => [...document.querySelectorAll('.chart[data-drawn=yes]')]
+            .every(c => c.dataset.lastStep === '5')""",
+        timeout=10_000,
+    )
+    same = "() => [...document.querySelectorAll('.chart canvas')].every(c => c.__same)"
+    assert opened.evaluate(same)
+    assert opened.evaluate("() => window.__noReload") is True
+    steps = opened.locator("details.step").evaluate_all("ds => ds.map(d => +d.dataset.step)")
+    assert steps == [5, 4, 3, 2, 1, 0]
+    assert opened.locator('details.step[data-step="1"]').evaluate("d => d.open")
+    expanded = opened.locator('details.step[data-step="1"] [aria-expanded=true]')
+    assert expanded.count() == 2  # the group and its trajectory
+    assert opened.locator("#replay").evaluate("s => [s.value, s.max]") == ["5", "5"]
+    # A newer step opens and fills from its new compressed chunk.
+    opened.click('details.step[data-step="5"] > summary')
+    opened.wait_for_selector('details.step[data-step="5"][data-filled=yes]')
+    assert "prompt 5.1" in opened.locator('details.step[data-step="5"]').inner_text()
+    # Replaying an older step: the slider stays on it as more steps arrive.
+    opened.locator("#replay").fill("2")
+    _log(db, range(6, 7))
+    build_site(db, tmp_path / "v3")
+    assert _update(opened, _page(tmp_path / "v3", "live").read_text("utf-8")) is True
+    assert opened.locator("#replay").evaluate("s => [s.value, s.max]") == ["2", "6"]
+    assert "step 2 of 6" in opened.locator(".replay-banner").inner_text()
+    assert opened.locator('details.step[data-step="6"]').count() == 0
+    # A new metric means a new panel: the page says it cannot update in place (a reload).
+    _log(db, range(7, 8), metrics=("optim/kl", "optim/new_metric"))
+    build_site(db, tmp_path / "v4")
+    assert _update(opened, _page(tmp_path / "v4", "live").read_text("utf-8")) is False
+    _assert_clean(opened)
+    close_page(opened)
+
+
+def test_index_updates_in_place_keeping_sort_and_ticks(browser, tmp_path):  # noqa: F811
+    db = tmp_path / "tviz.db"
+    _log(db, range(3), run_id="run-a")
+    _log(db, range(5), run_id="run-b")
+    build_site(db, tmp_path / "v1")
+    opened = open_page(browser, tmp_path / "v1" / "index.html")
+    opened.wait_for_selector("#overlay[data-drawn=yes] canvas")
+    opened.click("th[data-key=steps]")  # ascending: run-a (3) first
+    opened.uncheck('.pick[value="run-b"]')
+    opened.evaluate("() => { window.__noReload = true; }")
+    _log(db, range(3, 9), run_id="run-a")  # run-a now has the most steps
+    _log(db, range(2), run_id="run-c")
+    build_site(db, tmp_path / "v2")
+    assert _update(opened, (tmp_path / "v2" / "index.html").read_text("utf-8")) is True
+    ids = opened.locator("table.runs tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)")
+    assert ids == ["run-c", "run-b", "run-a"]  # still sorted by steps, ascending
+    assert opened.locator('.pick[value="run-b"]').is_checked() is False
+    assert opened.locator('.pick[value="run-a"]').is_checked() is True
+    assert opened.locator("dl.totals dd").first.text_content() == "3"  # runs
+    opened.wait_for_function(
+        "() => document.querySelector('#overlay-status').textContent.startsWith('2 of 2')"
+    )
+    opened.check('.pick[value="run-b"]')  # the new rows' boxes still redraw the overlay
+    opened.wait_for_function(
+        "() => document.querySelector('#overlay-status').textContent.startsWith('3 of 3')"
+    )
+    assert opened.evaluate("() => window.__noReload") is True
+    _assert_clean(opened)
+    close_page(opened)

@@ -22,7 +22,14 @@ import pytest
 from browser import browser, close_page, open_page  # noqa: F401  (browser is a fixture)
 
 import tviz.watch as watch_module
-from tviz.watch import ChangeTracker, LiveSite, WatchOptions, inject_reload, is_loopback
+from tviz.watch import (
+    ChangeTracker,
+    LiveSite,
+    WatchOptions,
+    inject_reload,
+    is_loopback,
+    reload_script,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FAKE_SITE = Path(__file__).resolve().parent / "watch_fake_site.py"
@@ -457,6 +464,74 @@ def test_only_loopback_is_quiet(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert any("visible" in line or "network" in line for line in said if "warning" in line)
 
 
+def test_served_pages_name_their_version(shared: Watching) -> None:
+    """An in-place update fetches the page and takes its version from the answer, not from
+    the poll (the page may have been rebuilt in between)."""
+    for page in ("/", run_page(shared)):
+        served = shared.request(page)
+        assert served.headers["X-Tviz-Version"] == shared.version(page)
+        assert f'var VERSION = "{shared.version(page)}"'.encode() in served.body
+
+
+def test_reload_script_is_one_inline_script() -> None:
+    tag = reload_script("abc123")
+    # Its own code names `</script>` and `<!--` never: either would end or confuse the element.
+    assert tag.count("</script>") == 1 and tag.endswith("</script>")
+    assert "<!--" not in tag and "<script" not in tag[1:]
+
+
+def test_version_requests_wait_for_a_rebuild_in_progress(tmp_path: Path) -> None:
+    """A tab polling while pages are rebuilt hears of the new version as soon as they are
+    written, not one poll interval later."""
+    import watch_fake_site
+
+    db = tmp_path / "runs.db"
+    log_steps(db, "first", range(2))
+    release = threading.Event()
+
+    class Slow(watch_fake_site.FakeSiteBuilder):
+        def build(self, run_ids: Any = None, progress: Any = None) -> Any:
+            if run_ids is not None:  # a rebuild, not the first build
+                release.wait(5)
+            return super().build(run_ids, progress)
+
+    site = LiveSite(WatchOptions(db, tmp_path / "site", port=0), log=lambda _: None)
+    site.tracker.builder_factory = Slow
+    site.start()
+    stop = threading.Event()
+    loop = threading.Thread(target=site.run, args=(stop,))
+    loop.start()
+    try:
+        wait_until(lambda: (tmp_path / "site" / "index.html").exists(), "the first build")
+        port = site.server.port
+
+        def version() -> tuple[str, float]:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            conn.request("GET", "/__tviz/version?page=/")
+            body = json.loads(conn.getresponse().read())["version"]
+            conn.close()
+            return body, time.monotonic()
+
+        before = version()[0]
+        log_steps(db, "first", range(2, 3))
+        wait_until(lambda: site.server._building, "the rebuild to start")
+        answer: list[tuple[str, float]] = []
+        asking = threading.Thread(target=lambda: answer.append(version()))
+        asking.start()
+        time.sleep(0.3)
+        assert answer == []  # held while the pages are being written
+        released = time.monotonic()
+        release.set()
+        asking.join(timeout=5)
+        assert answer and answer[0][0] != before
+        assert answer[0][1] - released < 1.0
+    finally:
+        release.set()
+        stop.set()
+        loop.join(timeout=5)
+        site.close()
+
+
 def test_reload_script_goes_before_body_end() -> None:
     page = b"<html><body><p>x</p></BODY></html>"
     out = inject_reload(page, "abc123")
@@ -468,15 +543,23 @@ def test_reload_script_goes_before_body_end() -> None:
 # -- in a real browser -------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("hook", ["missing", "throws"])
 def test_open_page_reloads_itself_and_keeps_the_readers_place(
     watched: Watching,
     browser: Any,  # noqa: F811  (the fixture of tests/browser.py)
+    hook: str,
 ) -> None:
+    """The fallback: a page that cannot update in place (no `window.tvizUpdate`, or one that
+    fails) is reloaded, and the reader's place is put back."""
     db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
     url = watched.url.rstrip("/") + run_page(watched)
     opened = open_page(browser, url, wait_ready=real_builder(), viewport=VIEWPORT)
     page = opened.page
     try:
+        if hook == "missing":
+            page.evaluate("() => { delete window.tvizUpdate; }")
+        else:
+            page.evaluate("() => { window.tvizUpdate = () => { throw new Error('boom'); }; }")
         # The reader's place: a slider moved, a step (a <details>) opened, the page scrolled.
         slider = page.evaluate(
             """async () => {
@@ -526,5 +609,119 @@ def test_open_page_reloads_itself_and_keeps_the_readers_place(
         assert int(after[1]) == int(slider[2]) + 1  # and now reaches the new step
         assert opened.errors == []
         assert all(r.startswith(watched.url) for r in opened.requests)
+    finally:
+        close_page(opened)
+
+
+def log_code(db: Path, code: str) -> None:
+    """Run `code` with `logger`, a TvizLogger of run1 in `db`, from another process."""
+    prelude = "import sys\nfrom tviz import TvizLogger\n"
+    prelude += "logger = TvizLogger(sys.argv[1], run_name='first', run_id='run1')\n"
+    done = subprocess.run(
+        [sys.executable, "-c", prelude + textwrap.dedent(code) + "\nassert logger.flush()\n"]
+        + [str(db)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+LAST_STEP = """() => [...document.querySelectorAll('.facts .fact')]
+    .find(f => f.querySelector('dt').textContent === 'last step').querySelector('dd').textContent"""
+
+
+def test_open_page_updates_in_place_and_keeps_the_readers_place(
+    watched: Watching,
+    browser: Any,  # noqa: F811  (the fixture of tests/browser.py)
+) -> None:
+    """Another process logs a step: the open page shows it without reloading (a marker set
+    on `window` survives), the charts' views get the new point (same canvas, so the zoom
+    stays), open steps, groups and trajectories stay open, and the slider keeps its place."""
+    if not real_builder():
+        pytest.skip("in-place updates are the real pages' own (run.js)")
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    url = watched.url.rstrip("/") + run_page(watched)
+    opened = open_page(browser, url, viewport={"width": 1200, "height": 900})
+    page = opened.page
+    try:
+        reward = ".chart[data-chart=reward]"
+        page.wait_for_selector(f"{reward}[data-drawn=yes] canvas", timeout=15_000)
+        box = page.locator(f"{reward} canvas").bounding_box()
+        page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        page.mouse.wheel(0, -300)  # zoom in on the reward chart
+        step2 = 'details.step[data-step="2"]'
+        page.click(f"{step2} > summary")
+        page.click(f"{step2} .group[data-group='0'] .group-head")
+        page.click(f"{step2} .group[data-group='0'] .traj-head")
+        page.evaluate(
+            """() => { window.__noReload = true;
+              document.querySelector('.chart[data-chart=reward] canvas').__same = true; }"""
+        )
+        assert page.evaluate(LAST_STEP) == "4"
+
+        # Step 5, and step 2's rollouts logged again (a resumed run replaces them).
+        log_code(
+            db,
+            """
+            logger.log_metrics({"env/all/reward/total": 0.5, "optim/kl": 0.01}, step=5)
+            for step, text in ((5, "answer 5"), (2, "answer 2, logged again")):
+                logger.log_rollouts([{"prompt_text": f"prompt {step}",
+                    "trajectories": [{"reward": 1.0, "output_text": text}]}], step=step)
+            """,
+        )
+        page.wait_for_function(f"() => ({LAST_STEP})() === '5'", timeout=15_000)
+        page.wait_for_function(
+            f"() => document.querySelector('{reward}').dataset.lastStep === '5'", timeout=5_000
+        )
+        page.wait_for_selector('details.step[data-step="5"]', timeout=5_000)
+        page.wait_for_function(
+            f"""() => document.querySelector('{step2}').textContent
+                .includes('answer 2, logged again')""",
+            timeout=5_000,
+        )
+        assert page.evaluate("() => window.__noReload") is True
+        assert page.evaluate(f"() => document.querySelector('{reward} canvas').__same") is True
+        assert page.locator(step2).evaluate("d => d.open")
+        assert page.locator(f"{step2} [aria-expanded=true]").count() == 2  # group, trajectory
+        assert page.locator("#replay").evaluate("s => [s.value, s.max]") == ["5", "5"]
+
+        # The reader replays step 1: another step arrives, the slider stays on step 1.
+        page.locator("#replay").fill("1")
+        log_steps(db, "first", range(6, 7))
+        page.wait_for_function(f"() => ({LAST_STEP})() === '6'", timeout=15_000)
+        assert page.locator("#replay").evaluate("s => [s.value, s.max]") == ["1", "6"]
+        assert page.locator("#replay-value").inner_text() == "step 1"
+        assert page.locator('details.step[data-step="6"]').count() == 0  # beyond the replay
+        assert page.evaluate("() => window.__noReload") is True
+        assert opened.errors == []
+        assert all(r.startswith(watched.url) for r in opened.requests)
+    finally:
+        close_page(opened)
+
+
+def test_open_index_updates_in_place_keeping_sort_and_ticks(
+    watched: Watching,
+    browser: Any,  # noqa: F811  (the fixture of tests/browser.py)
+) -> None:
+    if not real_builder():
+        pytest.skip("in-place updates are the real pages' own (index.js)")
+    db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
+    opened = open_page(browser, watched.url, viewport=VIEWPORT)
+    page = opened.page
+    try:
+        page.wait_for_selector("#overlay[data-drawn=yes] canvas", timeout=15_000)
+        page.click("th[data-key=name]")  # by name, ascending
+        page.uncheck('.pick[value="run1"]')
+        page.evaluate("() => { window.__noReload = true; }")
+        log_steps(db, "another-q7", range(3), run_id="run2")
+        page.wait_for_selector('tr[data-id="run2"]', timeout=15_000)
+        ids = page.locator("table.runs tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)")
+        assert ids == ["run2", "run1"]  # "another-q7" before "first"
+        assert page.get_attribute("th[data-key=name]", "aria-sort") == "ascending"
+        assert not page.is_checked('.pick[value="run1"]')
+        assert page.evaluate("() => window.__noReload") is True
+        assert opened.errors == []
     finally:
         close_page(opened)

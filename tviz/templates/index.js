@@ -5,15 +5,33 @@ var table = $("#runs");
 var names = new Map();  // run ids are text from the database: no plain-object keys
 DATA.runs.forEach(function (r) { names.set(r.id, r.name); });
 
-$$(".status[data-status]").forEach(function (pill) {
-  var last = pill.dataset.last ? Number(pill.dataset.last) : null;
-  var now = liveStatus(pill.dataset.status, last, DATA.quietAfter);
-  if (now !== pill.dataset.status) {
-    pill.textContent = now;
-    pill.className = "status status-" + now;
-    pill.title = "still marked running; no data for " + fmtAgo(Date.now() / 1000 - last);
-  }
-});
+markQuiet();
+function markQuiet() {
+  $$(".status[data-status]").forEach(function (pill) {
+    var last = pill.dataset.last ? Number(pill.dataset.last) : null;
+    var now = liveStatus(pill.dataset.status, last, DATA.quietAfter);
+    if (now !== pill.dataset.status) {
+      pill.textContent = now;
+      pill.className = "status status-" + now;
+      pill.title = "still marked running; no data for " + fmtAgo(Date.now() / 1000 - last);
+    }
+  });
+}
+
+function sortRows(col, asc) {
+  var body = table.tBodies[0];
+  var rows = Array.prototype.slice.call(body.rows);
+  rows.sort(function (a, b) {
+    var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
+    var nx = x === "" ? null : Number(x), ny = y === "" ? null : Number(y);
+    var cmp;
+    if (nx === null || ny === null) cmp = (nx === null) - (ny === null);  // blanks last
+    else if (!isNaN(nx) && !isNaN(ny)) cmp = asc ? nx - ny : ny - nx;
+    else cmp = asc ? x.localeCompare(y) : y.localeCompare(x);
+    return cmp;
+  });
+  rows.forEach(function (r) { body.appendChild(r); });
+}
 
 if (table) {
   $$("th", table).forEach(function (th, col) {
@@ -22,26 +40,13 @@ if (table) {
       var asc = th.getAttribute("aria-sort") !== "ascending";
       $$("th", table).forEach(function (o) { o.removeAttribute("aria-sort"); });
       th.setAttribute("aria-sort", asc ? "ascending" : "descending");
-      var body = table.tBodies[0];
-      var rows = Array.prototype.slice.call(body.rows);
-      rows.sort(function (a, b) {
-        var x = a.cells[col].dataset.sort, y = b.cells[col].dataset.sort;
-        var nx = x === "" ? null : Number(x), ny = y === "" ? null : Number(y);
-        var cmp;
-        if (nx === null || ny === null) cmp = (nx === null) - (ny === null);  // blanks last
-        else if (!isNaN(nx) && !isNaN(ny)) cmp = asc ? nx - ny : ny - nx;
-        else cmp = asc ? x.localeCompare(y) : y.localeCompare(x);
-        return cmp;
-      });
-      rows.forEach(function (r) { body.appendChild(r); });
+      sortRows(col, asc);
     });
   });
 }
 
 var overlayView = null;
-function drawOverlay() {
-  var node = $("#overlay");
-  if (!node) return;
+function overlayRows() {
   var metric = $("#metric").value;
   var rows = [];
   var picked = $$(".pick").filter(function (c) { return c.checked; }).map(function (c) { return c.value; });
@@ -55,21 +60,79 @@ function drawOverlay() {
     for (var i = 0; i < s[0].length; i++) rows.push({ step: s[0][i], value: s[1][i], run: label });
   });
   $("#overlay-status").textContent = picked.length ? used + " of " + picked.length + " ticked runs logged this metric" : "tick runs in the table to compare them";
+  return rows;
+}
+function drawOverlay() {
+  var node = $("#overlay");
+  if (!node) return;
   var spec = JSON.parse(JSON.stringify(DATA.specs.overlay));
-  spec.datasets = { rows: rows };
+  spec.datasets = { rows: overlayRows() };
   if (overlayView) overlayView.finalize();
   vegaEmbed(node, spec, embedOptions()).then(function (res) { overlayView = res.view; node.dataset.drawn = "yes"; });
 }
 if ($("#overlay")) {
   $("#metric").addEventListener("change", drawOverlay);
-  $$(".pick").forEach(function (c) { c.addEventListener("change", drawOverlay); });
+  table.addEventListener("change", function (e) { if (e.target.classList.contains("pick")) drawOverlay(); });
   drawOverlay();
 }
-if ($("#tokens")) {
+var tokensView = null;
+function drawTokens() {
   var spec = JSON.parse(JSON.stringify(DATA.specs.tokens));
   spec.datasets = { rows: DATA.tokensPerDay };
   // SVG: a few dozen bars draw crisply, and each bar is an element tests can measure.
   var tokenOptions = Object.assign(embedOptions(), { renderer: "svg" });
-  vegaEmbed($("#tokens"), spec, tokenOptions).then(function () { $("#tokens").dataset.drawn = "yes"; });
+  if (tokensView) tokensView.finalize();
+  vegaEmbed($("#tokens"), spec, tokenOptions).then(function (res) { tokensView = res.view; $("#tokens").dataset.drawn = "yes"; });
 }
+if ($("#tokens")) drawTokens();
+
+// ---- live update (tviz watch) ---------------------------------------------------------------
+// Called by the script `tviz watch` adds with the rebuilt index as an inert parsed document
+// (see run.js): the totals and the table are replaced, keeping the reader's sort order and
+// ticked runs, and the charts get their new data through their Vega views (zoom stays).
+// False when a section appeared or went away: the script then reloads the page.
+window.tvizUpdate = function (doc) {
+  var node = doc.getElementById("index-data");
+  if (!node) return false;
+  if (["#runs", "#overlay", "#tokens"].some(function (sel) { return !$(sel) !== !doc.querySelector(sel); })) {
+    return false;
+  }
+  var old = DATA;
+  DATA = JSON.parse(node.textContent);
+  names = new Map();
+  DATA.runs.forEach(function (r) { names.set(r.id, r.name); });
+  var totals = $("dl.totals"), newTotals = doc.querySelector("dl.totals");
+  if (totals && newTotals) totals.replaceWith(document.importNode(newTotals, true));
+  if (table) {
+    var ticked = new Map();
+    $$(".pick").forEach(function (c) { ticked.set(c.value, c.checked); });
+    var body = table.tBodies[0];
+    body.textContent = "";
+    $$("#runs tbody tr", doc).forEach(function (row) {
+      var fresh = document.importNode(row, true), pick = $(".pick", fresh);
+      if (pick && ticked.has(pick.value)) pick.checked = ticked.get(pick.value);
+      body.appendChild(fresh);
+    });
+    markQuiet();
+    var sorted = $$("th", table).findIndex(function (th) { return th.hasAttribute("aria-sort"); });
+    if (sorted >= 0) sortRows(sorted, $$("th", table)[sorted].getAttribute("aria-sort") === "ascending");
+  }
+  var select = $("#metric"), newSelect = doc.getElementById("metric");
+  if (select && newSelect && select.innerHTML !== newSelect.innerHTML) {
+    var chosen = select.value;
+    select.innerHTML = "";
+    $$("option", newSelect).forEach(function (o) { select.appendChild(document.importNode(o, true)); });
+    if ($$("option", select).some(function (o) { return o.value === chosen; })) select.value = chosen;
+  }
+  if (overlayView) overlayView.data("rows", overlayRows()).runAsync();
+  else if ($("#overlay")) drawOverlay();
+  if ($("#tokens")) {
+    if (tokensView && JSON.stringify(DATA.specs.tokens) === JSON.stringify(old.specs.tokens)) {
+      tokensView.data("rows", DATA.tokensPerDay).runAsync();
+    } else {
+      drawTokens();
+    }
+  }
+  return true;
+};
 document.body.dataset.ready = "yes";

@@ -7,17 +7,19 @@ var STEPS = PAGE.steps;
 var state = { smooth: 0, log: false, upto: null, drawn: Object.create(null) };
 var decoded = new Map();      // step -> Promise of its groups
 var stepNodes = new Map();    // step -> <details>
-var rewardRange = (function () {
+var rewardRange = rewardsSpan();
+function rewardsSpan() {
   var lo = Infinity, hi = -Infinity;
   ROLL.steps.forEach(function (s) {
     if (s.worst !== null && s.worst < lo) lo = s.worst;
     if (s.best !== null && s.best > hi) hi = s.best;
   });
   return isFinite(lo) ? [lo, hi] : [0, 1];
-})();
+}
 
 // ---- header status --------------------------------------------------------------------------
-(function status() {
+showStatus();
+function showStatus() {
   var run = PAGE.run;
   var now = liveStatus(run.status, run.lastData, run.quietAfter);
   var pill = $("#run-status");
@@ -33,7 +35,7 @@ var rewardRange = (function () {
   } else {
     detail.textContent = now.charAt(0).toUpperCase() + now.slice(1) + " " + fmtLocal(run.ended || run.lastData) + ".";
   }
-})();
+}
 
 // ---- charts ---------------------------------------------------------------------------------
 function upto() { return state.upto === null ? Infinity : state.upto; }
@@ -89,9 +91,12 @@ function draw(id) {
   var old = state.drawn[id];
   if (old) { old.finalize(); }
   node.dataset.drawn = "pending";
+  var from = PAGE;
   return vegaEmbed(node, spec, embedOptions()).then(function (res) {
     state.drawn[id] = res.view;
     node.dataset.drawn = "yes";
+    node.dataset.lastStep = lastStep(rows);
+    if (PAGE !== from) refresh(id);  // the page was updated while this chart was drawn
     if (desc.click && $("#rollouts")) {
       node.classList.add("clickable");
       res.view.addEventListener("click", function (event, item) {
@@ -108,13 +113,27 @@ function draw(id) {
   });
 }
 
+// New data for a drawn chart through its Vega view: its zoom and hover stay as they are.
 function refresh(id) {
   var view = state.drawn[id];
   var desc = ownGet(PAGE.charts, id);
-  if (!view) return;
-  view.data("rows", chartRows(desc));
+  if (!view) return Promise.resolve();
+  var rows = chartRows(desc);
+  view.data("rows", rows);
   if (desc.kind === "line") view.signal("rawOpacity", state.smooth > 0 ? 0.25 : 1);
-  view.runAsync();
+  return view.runAsync().then(function () {
+    var node = $('.chart[data-chart="' + CSS.escape(id) + '"]');
+    if (node) node.dataset.lastStep = lastStep(rows);  // what is drawn, for tests and benchmarks
+  });
+}
+
+function lastStep(rows) {
+  var last = -Infinity;
+  rows.forEach(function (r) {
+    var s = r.step !== undefined ? r.step : r.s1last;
+    if (s > last) last = s;
+  });
+  return isFinite(last) ? String(last) : "";
 }
 
 // Draw a chart when it comes near the viewport: a run logging 40 metrics must not pay for 40
@@ -141,8 +160,42 @@ setTimeout(function () { idle(drawIdle); }, 300);
 function redrawAll() {
   Object.keys(state.drawn).forEach(function (id) { draw(id); });
 }
+
+// New rows for every drawn chart, the ones in sight first. Vega's expression interpreter
+// takes ~40 ms a chart of 1,000 points: done at once, 34 charts of a long run would freeze
+// the page for over a second. So a chart is only marked stale here, and caught up when it
+// comes near the viewport or, one at a time, while the browser is idle.
+var stale = new Map();  // chart id -> true: draw it anew (its spec changed), false: new rows
+var catchingUp = false;
+var staleObserver = new IntersectionObserver(function (entries) {
+  entries.forEach(function (entry) {
+    if (!entry.isIntersecting) return;
+    staleObserver.unobserve(entry.target);
+    var id = entry.target.dataset.chart;
+    setTimeout(function () { catchUp(id); }, 0);  // one chart a task: each paints when done
+  });
+}, { rootMargin: "300px 0px" });
 function refreshAll() {
-  Object.keys(state.drawn).forEach(refresh);
+  Object.keys(state.drawn).forEach(function (id) { refreshLater(id, false); });
+}
+function refreshLater(id, redo) {
+  stale.set(id, redo || stale.get(id) === true);
+  var node = $('.chart[data-chart="' + CSS.escape(id) + '"]');
+  if (node) { staleObserver.unobserve(node); staleObserver.observe(node); }
+  if (!catchingUp) { catchingUp = true; idle(catchUpIdle); }
+}
+function catchUp(id) {
+  if (!stale.has(id)) return Promise.resolve();
+  var redo = stale.get(id);
+  stale.delete(id);
+  var node = $('.chart[data-chart="' + CSS.escape(id) + '"]');
+  if (node) staleObserver.unobserve(node);
+  return redo ? draw(id) : refresh(id);
+}
+function catchUpIdle() {
+  var next = stale.keys().next();
+  if (next.done) { catchingUp = false; return; }
+  catchUp(next.value).then(function () { idle(catchUpIdle); });
 }
 
 // ---- toolbar --------------------------------------------------------------------------------
@@ -165,6 +218,11 @@ replay.value = replay.max;
 if (STEPS.length < 2) replay.disabled = true;
 var replayFrame = 0;
 function setReplay(index) {
+  showReplay(index);
+  cancelAnimationFrame(replayFrame);
+  replayFrame = requestAnimationFrame(function () { refreshAll(); renderSteps(); });
+}
+function showReplay(index) {
   index = Number(index);
   var latest = index >= STEPS.length - 1;
   state.upto = latest ? null : STEPS[index];
@@ -180,8 +238,6 @@ function setReplay(index) {
     else replayBanner.textContent = "Replay: showing the run as it stood at step " + STEPS[index].toLocaleString("en-US") +
       " of " + STEPS[STEPS.length - 1].toLocaleString("en-US") + ".";
   }
-  cancelAnimationFrame(replayFrame);
-  replayFrame = requestAnimationFrame(function () { refreshAll(); renderSteps(); });
 }
 replay.addEventListener("input", function () { setReplay(replay.value); });
 $("#replay-latest").addEventListener("click", function (e) {
@@ -324,6 +380,7 @@ function highlighted(text, q, tag, cls) {
 var PAGE_SIZE = 40;
 var shownSteps = PAGE_SIZE;
 var searchMatches = null;  // null, or Set of steps matching the current search
+var rerunFilters = null;  // the search, run again (new steps may match)
 
 function visibleSteps() {
   var limit = upto();
@@ -367,7 +424,7 @@ function renderSteps() {
     var node = stepNodes.get(s.step);
     if (!node) {
       node = el("details", { class: "step", "data-step": s.step }, [stepSummary(s), el("div", { class: "step-body" })]);
-      node.addEventListener("toggle", function () { if (node.open) fillStep(node, s); });
+      node.addEventListener("toggle", function () { if (node.open) fillStep(node, stepOf(node)); });
       stepNodes.set(s.step, node);
     }
     var expected = prev ? prev.nextSibling : box.firstChild;
@@ -384,27 +441,34 @@ function renderSteps() {
   }
 }
 
+function stepOf(node) {
+  var step = Number(node.dataset.step);
+  return ROLL.steps.find(function (s) { return s.step === step; });
+}
+
+// Filled in one go once decoded: a step refilled with new data does not collapse, then grow,
+// under the reader's eyes.
 function fillStep(node, s) {
   var body = node.querySelector(".step-body");
-  body.textContent = "";
-  body.appendChild(el("p", { class: "muted", text: "Decompressing…" }));
+  if (!body.firstChild) body.appendChild(el("p", { class: "muted", text: "Decompressing…" }));
   return decodeStep(s.step).then(function (groups) {
-    body.textContent = "";
-    var f = filterState();
+    var f = filterState(), out = document.createDocumentFragment();
     if (!groups.length) {
-      body.appendChild(el("p", { class: "muted", text: "This step's rollouts were left out of the page to keep it within its size budget." }));
+      out.appendChild(el("p", { class: "muted", text: "This step's rollouts were left out of the page to keep it within its size budget." }));
+      body.replaceChildren(out);
       return;
     }
     if (s.kept < s.groups) {
-      body.appendChild(el("p", { class: "hidden-note", text: "Showing " + s.kept + " of " + s.groups + " groups (best, worst and mixed ones): the page's size budget left the rest out." }));
+      out.appendChild(el("p", { class: "hidden-note", text: "Showing " + s.kept + " of " + s.groups + " groups (best, worst and mixed ones): the page's size budget left the rest out." }));
     }
     var shown = 0;
     groups.forEach(function (g) {
       if (!groupMatches(g, f)) return;
       shown++;
-      body.appendChild(groupCard(g, f));
+      out.appendChild(groupCard(g, f));
     });
-    if (!shown) body.appendChild(el("p", { class: "muted", text: "No group of this step matches the search or reward filter." }));
+    if (!shown) out.appendChild(el("p", { class: "muted", text: "No group of this step matches the search or reward filter." }));
+    body.replaceChildren(out);
     node.dataset.filled = "yes";
   });
 }
@@ -752,11 +816,12 @@ if ($("#steps")) {
   renderSteps();
   $("#more-steps").addEventListener("click", function () { shownSteps += PAGE_SIZE * 5; renderSteps(); });
   var searchTimer = 0, searchRun = 0;
-  function applyFilters() {
+  // `only`: the steps to refill if open (new data); all of them when the filters changed.
+  function applyFilters(only) {
     var f = filterState(), run = ++searchRun, status = $("#search-status");
     var refill = function () {
       stepNodes.forEach(function (node, step) {
-        if (node.open) fillStep(node, ROLL.steps.find(function (s) { return s.step === step; }));
+        if (node.open && (!only || only.has(step))) refillStep(node);
       });
     };
     if (!f.q && f.lo === -Infinity && f.hi === Infinity) {
@@ -781,9 +846,165 @@ if ($("#steps")) {
         renderSteps(); refill();
       });
   }
-  function later() { clearTimeout(searchTimer); searchTimer = setTimeout(applyFilters, 250); }
+  rerunFilters = applyFilters;
+  function later() { clearTimeout(searchTimer); searchTimer = setTimeout(function () { applyFilters(); }, 250); }
   $("#search").addEventListener("input", later);
   $("#reward-min").addEventListener("input", later);
   $("#reward-max").addEventListener("input", later);
 }
+// ---- live update (tviz watch) ---------------------------------------------------------------
+// `tviz watch` serves this page with a small script that, when the run gained data, fetches the
+// rebuilt page and calls this with it parsed into an inert document, all but its compressed
+// step chunks, which come last: `blocks` is a promise of their texts by id (without it, they
+// are read from `doc`), so the header and charts need not wait for megabytes of rollouts.
+// Everything is updated in place (a reload would restart Vega and blank the charts for a
+// second): the header, each chart's data through its Vega view (zoom stays), the replay
+// slider, the rollouts (open steps, groups and trajectories stay open), the notices. False
+// when the new page is shaped otherwise (other charts, rollouts appearing): the script then
+// reloads it. From file:// this is never called.
+window.tvizUpdate = function (doc, blocks) {
+  var page = JSON.parse(doc.getElementById("page-data").textContent);
+  var roll = JSON.parse(doc.getElementById("rollout-data").textContent);
+  if (Object.keys(page.charts).join("\n") !== Object.keys(PAGE.charts).join("\n")) return false;
+  if (!doc.getElementById("rollouts") !== !$("#rollouts")) return false;
+  var old = PAGE;
+  PAGE = page;
+  STEPS = page.steps;
+  // Header, config, other values: server-rendered text, swapped where it changed.
+  [".run-name", ".page-header .facts", "section.config", "section.notes", "footer.provenance"]
+    .forEach(function (sel) { swap(sel, doc); });
+  showStatus();
+  $$("figure.panel[data-panel]").forEach(function (fig) {
+    var other = doc.querySelector('figure.panel[data-panel="' + CSS.escape(fig.dataset.panel) + '"]');
+    swapChild(fig, other, ".panel-note");
+  });
+  // The replay slider: a reader at the newest step follows the new ones.
+  var latest = state.upto === null, index = STEPS.length - 1;
+  if (!latest) {
+    while (index > 0 && STEPS[index] > state.upto) index--;
+  }
+  replay.max = Math.max(0, STEPS.length - 1);
+  replay.disabled = STEPS.length < 2;
+  replay.value = String(Math.max(0, index));
+  showReplay(replay.value);
+  Object.keys(state.drawn).forEach(function (id) {
+    var desc = PAGE.charts[id], before = old.charts[id];
+    var node = $('.chart[data-chart="' + CSS.escape(id) + '"]');
+    var redo = desc.spec !== before.spec || Boolean(node && $(".panel-empty", node)) ||
+      (state.log && desc.kind === "line" && positive(desc) !== positive(before));
+    refreshLater(id, redo);
+  });
+  if (!$("#rollouts")) return true;
+  return Promise.resolve(blocks || chunksOf(doc)).then(function (chunks) {
+    updateRollouts(doc, roll, chunks);
+    return true;
+  });
+};
+
+function positive(desc) {
+  return chartValues(desc).every(function (v) { return v === null || v > 0; });
+}
+
+// Replace the element `sel` finds by the new page's, if that differs; <details> it holds stay
+// open or closed as the reader left them (when the new one has as many).
+function swap(sel, doc) {
+  var mine = $(sel), theirs = doc.querySelector(sel);
+  if (mine && theirs && mine.outerHTML === theirs.outerHTML) return;
+  if (!theirs) { if (mine) mine.remove(); return; }
+  var fresh = document.importNode(theirs, true);
+  if (!mine) { $("main").appendChild(fresh); return; }
+  var was = $$("details", mine), now = $$("details", fresh);
+  if (was.length === now.length) now.forEach(function (d, i) { d.open = was[i].open; });
+  mine.replaceWith(fresh);
+}
+
+// Like swap, for the child `sel` of `parent` (the new page's is found in `other`).
+function swapChild(parent, other, sel) {
+  var mine = $(sel, parent), theirs = other && $(sel, other);
+  if (mine && theirs) { if (mine.textContent !== theirs.textContent) mine.textContent = theirs.textContent; }
+  else if (theirs) parent.appendChild(document.importNode(theirs, true));
+  else if (mine) mine.remove();
+}
+
+function chunksOf(doc) {
+  var blocks = new Map();
+  $$('script[id^="chunk-"]', doc).forEach(function (n) { blocks.set(n.id, n.textContent); });
+  return blocks;
+}
+
+function updateRollouts(doc, roll, blocks) {
+  var before = new Map(ROLL.steps.map(function (s) { return [s.step, JSON.stringify(s)]; }));
+  ROLL = roll;
+  rewardRange = rewardsSpan();
+  var section = $("#rollouts"), theirs = doc.getElementById("rollouts");
+  var h2 = $("h2", section), newH2 = $("h2", theirs);
+  if (h2 && newH2 && h2.outerHTML !== newH2.outerHTML) h2.replaceWith(document.importNode(newH2, true));
+  var notice = $("#rollouts > .notice"), newNotice = $("#rollouts > .notice", doc);
+  if (notice && newNotice) notice.textContent = newNotice.textContent;
+  else if (newNotice) $("h2", section).after(document.importNode(newNotice, true));
+  else if (notice) notice.remove();
+  // The compressed steps: a step's chunk changes when the size budget keeps other groups.
+  var changed = new Set();
+  blocks.forEach(function (text, id) {
+    if (!/^chunk-\d+$/.test(id)) return;
+    var mine = document.getElementById(id);
+    if (!mine) {
+      // A new element, never a parsed one: the text of a data block is all it carries.
+      mine = el("script", { type: "application/gzip-base64", id: id });
+      document.body.appendChild(mine);
+    } else if (mine.textContent === text) {
+      return;
+    }
+    mine.textContent = text;
+    changed.add(Number(id.slice(6)));
+  });
+  $$('script[id^="chunk-"]').forEach(function (node) {
+    if (!blocks.has(node.id)) { node.remove(); changed.add(Number(node.id.slice(6))); }
+  });
+  changed.forEach(function (step) { decoded.delete(step); });
+  ROLL.steps.forEach(function (s) {
+    var node = stepNodes.get(s.step);
+    if (!node || before.get(s.step) === JSON.stringify(s)) return;
+    node.replaceChild(stepSummary(s), $("summary", node));
+    changed.add(s.step);
+  });
+  // Steps the reader opened stay open and listed, with their open groups and trajectories.
+  var list = visibleSteps();
+  list.forEach(function (s, i) {
+    var node = stepNodes.get(s.step);
+    if (node && node.open && i >= shownSteps) shownSteps = i + 1;
+  });
+  if (rerunFilters && searchMatches !== null) {
+    rerunFilters(changed);  // new steps may match the search
+    return;
+  }
+  renderSteps();
+  stepNodes.forEach(function (node, step) {
+    if (node.open && changed.has(step)) refillStep(node);
+  });
+}
+
+// Fill an open step again (its data changed), reopening the groups and trajectories that
+// were open.
+function refillStep(node) {
+  var s = stepOf(node);
+  if (!s) return;
+  var open = $$('[aria-expanded="true"]', node).map(place);
+  fillStep(node, s).then(function () {
+    open.forEach(function (where) {
+      var head = $(where, node);
+      if (head && head.getAttribute("aria-expanded") !== "true") head.click();
+    });
+  });
+}
+
+// A selector for a group's or trajectory's toggle inside its step.
+function place(head) {
+  var traj = head.closest(".traj"), group = head.closest(".group");
+  var sel = '.group[data-group="' + CSS.escape(group.dataset.group) + '"]';
+  if (traj) sel += ' .traj[data-traj="' + CSS.escape(traj.dataset.traj) + '"] > .traj-head';
+  else sel += " > .group-head";
+  return sel;
+}
+
 document.body.dataset.ready = "yes";
