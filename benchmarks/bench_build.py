@@ -98,14 +98,16 @@ def browser_timings(page_path: Path) -> dict[str, float]:
         page.goto(page_path.as_uri(), wait_until="commit")
         # The overview charts are the first thing a reader sees.
         page.wait_for_function(
-            "document.querySelectorAll('.overview .chart[data-drawn=yes] canvas').length >= 4",
+            # A function, not an expression string: the page's CSP forbids eval.
+            "() => document.querySelectorAll('.overview .chart[data-drawn=yes] canvas').length"
+            " >= 4",
             timeout=60_000,
             polling=20,
         )
         charts = time.perf_counter() - start
         page.wait_for_load_state("load")
         loaded = time.perf_counter() - start
-        page.evaluate("document.querySelector('#rollouts').scrollIntoView()")
+        page.evaluate("() => document.querySelector('#rollouts').scrollIntoView()")
         page.wait_for_timeout(1000)  # a reader takes a moment before opening a step
         expand = page.evaluate(
             """() => new Promise(resolve => {
