@@ -211,6 +211,13 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Watching]:
     (watching.out_dir / "link-out").symlink_to(folder, target_is_directory=True)
     (watching.out_dir / "secret-link.txt").symlink_to(secret)
     (watching.out_dir / ".hidden").write_text("a temp file")
+    # A folder whose index.html is a symlink out, and a database kept in the served folder
+    # (as `tviz demo --out X` does): neither is a page the builder wrote.
+    (folder / "secret.html").write_text("do not serve")
+    (watching.out_dir / "sub").mkdir()
+    (watching.out_dir / "sub" / "index.html").symlink_to(folder / "secret.html")
+    (watching.out_dir / "tviz.db").write_text("do not serve")
+    (watching.out_dir / "tviz.db-wal").write_text("do not serve")
     yield watching
     watching.stop()
 
@@ -287,12 +294,23 @@ def test_a_burst_of_commits_is_one_or_two_rebuilds(watched: Watching) -> None:
         "/nothing.html",
         "http://127.0.0.1/../secret.txt",
         "/index.html%00.txt",
+        "/sub/",
+        "/sub",
+        "/sub/index.html",
+        "/tviz.db",
+        "/tviz.db-wal",
     ],
 )
 def test_no_path_leads_out_of_the_folder(shared: Watching, path: str) -> None:
     resp = shared.request(path)
     assert resp.status in (400, 403, 404), (path, resp.status)
     assert b"do not serve" not in resp.body
+
+
+def test_the_version_endpoint_reads_only_pages(shared: Watching) -> None:
+    assert shared.version("/tviz.db") == "none"  # not read, not hashed
+    assert shared.version("/sub/") == "none"
+    assert shared.version("/index.html") != "none"
 
 
 @pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "FOO"])

@@ -218,7 +218,7 @@ class LiveSite:
         if self.server is not None:
             if any(t.name == "tviz-http" and t.is_alive() for t in self._threads):
                 self.server.shutdown()
-            self.server.server_close()  # joins the request threads (see ReportServer)
+            self.server.server_close()
         for thread in self._threads:
             thread.join(timeout=5)
         self._threads.clear()
@@ -432,10 +432,11 @@ def is_loopback(host: str) -> bool:
 class ReportServer(ThreadingHTTPServer):
     """Serves one folder to the browsers of this machine (or, if asked, the network)."""
 
-    # Request threads are joined on close so no thread outlives `tviz watch`; the handler's
-    # socket timeout bounds that wait even for a client that stalls.
-    daemon_threads = False
-    block_on_close = True
+    # Request threads are not waited for on close: a browser's idle preconnect, or a client
+    # that trickles its headers, would otherwise hold Ctrl-C for as long as it likes. They
+    # are daemons, so they end with the process.
+    daemon_threads = True
+    block_on_close = False
 
     def __init__(
         self, host: str, port: int, root: Path, *, db_path: Path | None = None, poll_ms: int = 300
@@ -526,17 +527,21 @@ class ReportServer(ThreadingHTTPServer):
         if any(p.startswith(".") or "\x00" in p or "\\" in p for p in parts):
             return None
         target = self.root.joinpath(*parts)
+        if target.is_dir():
+            target = target / "index.html"
         try:
+            # Resolved last, after index.html was added: a symlinked index.html that points out
+            # of the root is refused like any other.
             real = target.resolve(strict=True)
         except (OSError, RuntimeError):
             return None
-        if real != self.root and self.root not in real.parents:
+        if self.root not in real.parents or not real.is_file():
             return None
-        if real.is_dir():
-            real = real / "index.html"
-            if not real.is_file():
-                return None
-        return real if real.is_file() else None
+        # Only the pages the builder writes: never the database (`tviz demo --out X` keeps it
+        # in X), its -wal, or whatever else shares the folder.
+        if real.suffix != ".html":
+            return None
+        return real
 
     def page_version(self, path: Path | None, fd: int | None = None) -> str:
         """A short hash of a page's bytes, so that unchanged bytes (a deterministic rebuild,
