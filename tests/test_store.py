@@ -70,3 +70,16 @@ def test_finding_a_run_by_name_id_or_unique_prefix(db_path: Path) -> None:
             store.find_run("")
         with pytest.raises(StoreError, match="no run named"):
             store.find_run("gamma")
+
+
+def test_versions_change_with_every_write_even_with_old_timestamps(db_path: Path) -> None:
+    logger = TvizLogger(db_path, started_at=START, strict=True)
+    logger.log_metrics({"loss": 1.0}, step=0, timestamp=START + 100)
+    with Store(db_path) as store:
+        before = store.versions()[logger.run_id]
+        # The same step again, with a time not newer than the run's last data (an importer,
+        # or a second writer flushing late): only the revision says it changed.
+        logger.log_metrics({"eval/acc": 0.5}, step=0, timestamp=START + 50)
+        after = store.versions()[logger.run_id]
+    logger.close(None)
+    assert before != after

@@ -532,11 +532,12 @@ class _Writer:
                 else:
                     self._apply(conn, op)
             stamps = [op[-1] for op in self._pending if op[0] in _TIMED_OPS]
-            if stamps:
-                conn.execute(
-                    "UPDATE runs SET last_ts = max(COALESCE(last_ts, 0), ?) WHERE id = ?",
-                    (max(stamps), self.run["id"]),
-                )
+            last = max(stamps) if stamps else None
+            conn.execute(
+                "UPDATE runs SET revision = revision + 1, last_ts = CASE WHEN ? IS NULL"
+                " THEN last_ts ELSE max(COALESCE(last_ts, 0), ?) END WHERE id = ?",
+                (last, last, self.run["id"]),
+            )
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

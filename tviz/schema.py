@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tviz.names import LEGACY_COLUMNS
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 BUSY_TIMEOUT_S = 10.0
 
 
@@ -256,6 +256,8 @@ def migrate(conn: sqlite3.Connection) -> int:
         version = schema_version(conn)
         if version < 1:
             _to_v1(conn)
+        if version < 2:
+            _to_v2(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -279,6 +281,14 @@ def _to_v1(conn: sqlite3.Connection) -> None:
             f"INSERT OR IGNORE INTO metrics (run_id, name, step, value, ts) "
             f"SELECT run_id, '{column}', step, {column}, ts FROM steps WHERE {column} IS NOT NULL"
         )
+
+
+def _to_v2(conn: sqlite3.Connection) -> None:
+    # A counter every write transaction of a run bumps: `tviz watch` sees any change by it,
+    # even one whose timestamps are not newer than the run's last data.
+    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+    if "revision" not in have:
+        conn.execute("ALTER TABLE runs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
 
 
 def _executescript(conn: sqlite3.Connection, script: str) -> None:

@@ -266,7 +266,7 @@ class Store:
         """A cheap fingerprint per run that changes whenever the run gains data."""
         with self.snapshot() as conn:
             rows = conn.execute(
-                "SELECT runs.id, runs.last_ts, runs.status, runs.config, runs.name,"
+                "SELECT runs.id, runs.revision, runs.last_ts, runs.status, runs.config, runs.name,"
                 " (SELECT max(id) FROM rollouts WHERE run_id = runs.id),"
                 " (SELECT max(id) FROM steps WHERE run_id = runs.id) FROM runs"
             ).fetchall()
