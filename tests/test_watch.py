@@ -121,7 +121,13 @@ class Watching:
     def said(self, text: str) -> bool:
         return any(text in line for line in self.lines)
 
-    def request(self, path: str, method: str = "GET", host: str | None = "default") -> Response:
+    def request(
+        self,
+        path: str,
+        method: str = "GET",
+        host: str | None = "default",
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             conn.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
@@ -129,6 +135,8 @@ class Watching:
                 host = f"127.0.0.1:{self.port}"
             if host is not None:
                 conn.putheader("Host", host)
+            for name, value in (headers or {}).items():
+                conn.putheader(name, value)
             conn.endheaders()
             resp = conn.getresponse()
             return Response(resp.status, dict(resp.getheaders()), resp.read())
@@ -337,6 +345,19 @@ def test_host_header_must_name_this_server(shared: Watching, host: str | None, s
     header = host.format(port=shared.port) if host is not None else None
     assert shared.request("/", host=header).status == status
     assert shared.request("/__tviz/version?page=/", host=header).status == status
+
+
+@pytest.mark.parametrize(
+    ("site", "status"),
+    [("none", 200), ("same-origin", 200), ("same-site", 403), ("cross-site", 403)],
+)
+def test_other_websites_cannot_ask(shared: Watching, site: str, status: int) -> None:
+    """A page elsewhere can make a browser ask with the right Host; Sec-Fetch-Site tells."""
+    resp = shared.request("/", headers={"Sec-Fetch-Site": site})
+    assert resp.status == status
+    if status == 200:
+        assert resp.headers["X-Frame-Options"] == "DENY"
+        assert resp.headers["Cross-Origin-Resource-Policy"] == "same-origin"
 
 
 def test_port_in_use_is_one_line(tmp_path: Path) -> None:

@@ -622,6 +622,11 @@ class ReportHandler(BaseHTTPRequestHandler):
         if not self.server.host_allowed(self.headers.get("Host")):
             self._send(HTTPStatus.FORBIDDEN, b"unexpected Host header\n", head=head)
             return
+        # Another website's page may ask too (a no-cors fetch, an image, a frame) and its
+        # browser sends the right Host: refuse what browsers mark as coming from elsewhere.
+        if self.headers.get("Sec-Fetch-Site", "none") not in ("none", "same-origin"):
+            self._send(HTTPStatus.FORBIDDEN, b"cross-site request\n", head=head)
+            return
         try:
             url = urlsplit(self.path)
         except ValueError:
@@ -703,6 +708,8 @@ class ReportHandler(BaseHTTPRequestHandler):
             self.send_header("Cache-Control", "no-store")
             self.send_header("X-Content-Type-Options", "nosniff")
             self.send_header("Referrer-Policy", "no-referrer")
+            self.send_header("X-Frame-Options", "DENY")
+            self.send_header("Cross-Origin-Resource-Policy", "same-origin")
             for name, value in (extra or {}).items():
                 self.send_header(name, value)
             self.end_headers()
