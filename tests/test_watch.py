@@ -25,6 +25,7 @@ import tviz.watch as watch_module
 from tviz.watch import (
     ChangeTracker,
     LiveSite,
+    ReportServer,
     WatchOptions,
     inject_reload,
     is_loopback,
@@ -764,3 +765,12 @@ def test_open_index_updates_in_place_keeping_sort_and_ticks(
         assert opened.errors == []
     finally:
         close_page(opened)
+
+
+def test_localhost_binds_the_loopback_address_it_prints(tmp_path: Path) -> None:
+    server = ReportServer("localhost", 0, tmp_path)
+    try:
+        assert server.server_address[0] == "127.0.0.1"
+        assert server.url == f"http://127.0.0.1:{server.port}/"
+    finally:
+        server.server_close()

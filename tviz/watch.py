@@ -441,6 +441,10 @@ class ReportServer(ThreadingHTTPServer):
     def __init__(
         self, host: str, port: int, root: Path, *, db_path: Path | None = None, poll_ms: int = 300
     ) -> None:
+        if host == "localhost":
+            # It may name 127.0.0.1 and ::1; binding only the first would let another server
+            # answer on the other under the same URL. The printed URL names the one we bind.
+            host = "127.0.0.1"
         self.root = root.resolve()
         self.db_path = db_path
         self.poll_ms = poll_ms
