@@ -39,20 +39,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: E402  (the tests' launch flags)
 from tviz import TvizLogger  # noqa: E402
 from tviz.demo import write_demo_db  # noqa: E402
 from tviz.render import SiteBuilder  # noqa: E402
 from tviz.store import Store  # noqa: E402
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 # Logs one step per line read from stdin (the step number) into an existing run, and prints

@@ -107,7 +107,6 @@ class TvizLogger:
         self.run_type = str(getattr(run_type, "value", run_type))
         self.strict = strict
         self._closed = False
-        self._config_logged = False
         self._writer = _Writer(self.db_path, self._run_row(started_at), strict=strict)
         if not strict:
             _live_loggers.add(self)
@@ -131,7 +130,6 @@ class TvizLogger:
 
         A later call merges its keys over the earlier ones.
         """
-        self._config_logged = True
         self._submit(("config", config))
 
     def log_metrics(
@@ -280,7 +278,7 @@ def _metric_cell(value: Any) -> tuple[float | None, str | None]:
         if value is None:
             return None, None
         if isinstance(value, str):
-            return None, _clean_text(value)
+            return None, clean_text(value)
         if not isinstance(value, (bool, int, float)):
             return None, _to_json(value)
     try:
@@ -302,7 +300,8 @@ def _finite(value: Any) -> float | None:
     return None
 
 
-def _clean_text(text: Any) -> str | None:
+def clean_text(text: Any) -> str | None:
+    """Text SQLite and a page can hold: lone surrogates (from tokenizers) become U+FFFD."""
     if text is None:
         return None
     if not isinstance(text, str):
@@ -369,7 +368,7 @@ def _to_json(value: Any) -> str | None:
     else:
         if "NaN" in text or "Infinity" in text:  # rare: redo, turning them into null
             text = json.dumps(jsonable(value), ensure_ascii=False)
-    return _clean_text(text)
+    return clean_text(text)
 
 
 def _json_list(value: Any) -> str | None:
@@ -611,7 +610,7 @@ class _Writer:
             _, key, text, ts = op
             conn.execute(
                 "INSERT INTO texts (run_id, key, text, ts) VALUES (?, ?, ?, ?)",
-                (self.run["id"], key, _clean_text(text), ts),
+                (self.run["id"], key, clean_text(text), ts),
             )
         elif kind == "end":
             _, status, ts = op
@@ -736,12 +735,12 @@ class _Writer:
                     run_id,
                     step,
                     int(fields["group_idx"]),
-                    _clean_text(fields["image_path"]),
+                    clean_text(fields["image_path"]),
                     _finite(fields["gt_lat"]),
                     _finite(fields["gt_lon"]),
-                    _clean_text(fields["city"]),
-                    _clean_text(fields["country"]),
-                    _clean_text(rollout.get("prompt_text")),
+                    clean_text(fields["city"]),
+                    clean_text(fields["country"]),
+                    clean_text(rollout.get("prompt_text")),
                     _list_field(rollout, "prompt_tokens", extras),
                     sum(finite) / len(finite) if finite else None,
                     max(finite) if finite else None,
@@ -778,7 +777,7 @@ def _trajectory_row(rollout_id: int, idx: int, traj: dict, reward: float) -> tup
         rollout_id,
         int(index) if index is not None else idx,
         reward,
-        _clean_text(traj.get("output_text")),
+        clean_text(traj.get("output_text")),
         _list_field(traj, "output_tokens", extras),
         _list_field(traj, "logprobs", extras),
         _finite(traj.get("pred_lat")),

@@ -17,7 +17,7 @@ import altair as alt
 
 DATASET = "rows"
 # A restrained palette: one accent, one warm, one neutral, readable on white.
-BLUE, GREEN, RED, GREY, AMBER = "#3b6fd4", "#2f9e6b", "#d1495b", "#8a94a6", "#d89b2b"
+BLUE, GREEN, RED, AMBER = "#3b6fd4", "#2f9e6b", "#d1495b", "#d89b2b"
 
 _AXIS = {"labelColor": "#5b6475", "titleColor": "#5b6475", "gridColor": "#eef0f4"}
 

@@ -7,8 +7,6 @@ block; HTML-escaping breaks `JSON.parse`. What works (see MEASUREMENTS.md): JSON
 
 from __future__ import annotations
 
-import base64
-import gzip
 import json
 import math
 import struct
@@ -16,6 +14,8 @@ import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from tviz.logger import clean_text
 
 _SCRIPT_UNSAFE = {
     ord("<"): "\\u003c",
@@ -35,17 +35,8 @@ def jsonable(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if isinstance(value, str):
-        return _valid_text(value)
+        return clean_text(value)
     return value
-
-
-def _valid_text(text: str) -> str:
-    # Lone surrogates (from tokenizers) cannot be encoded as UTF-8.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "replace").decode("utf-8")
-    return text
 
 
 def dumps(value: Any) -> str:
@@ -59,12 +50,6 @@ def dumps(value: Any) -> str:
 def script_json(value: Any) -> str:
     """JSON safe to place verbatim between `<script type="application/json">` tags."""
     return dumps(jsonable(value)).translate(_SCRIPT_UNSAFE)
-
-
-def gzip_b64(data: str | bytes) -> str:
-    """gzip (mtime 0, so output is byte-identical across builds) then base64."""
-    raw = data.encode("utf-8") if isinstance(data, str) else data
-    return base64.b64encode(gzip.compress(raw, compresslevel=6, mtime=0)).decode("ascii")
 
 
 def script_js(source: str) -> str:
