@@ -15,6 +15,8 @@ from typing import Any
 import click
 
 from tviz import __version__, schema
+from tviz.formats import fmt_duration, fmt_num, fmt_time
+from tviz.names import DEFAULT_BUDGET_BYTES, DEFAULT_PORT
 from tviz.store import RunSummary, Store, StoreError
 
 
@@ -89,11 +91,11 @@ def format_runs(runs: list[RunSummary], now: float | None = None) -> str:
                 name if len(name) <= 40 else name[:39] + "…",
                 status,
                 str(run.num_steps),
-                _num(run.latest_reward),
-                _num(run.best_reward),
+                fmt_num(run.latest_reward),
+                fmt_num(run.best_reward),
                 str(run.num_trajectories),
-                _when(run.started_at),
-                _duration(run.duration_s),
+                fmt_time(run.started_at),
+                fmt_duration(run.duration_s),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
@@ -108,25 +110,6 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
-def _num(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
-
-
-def _when(ts: float | None) -> str:
-    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M", time.localtime(ts))
-
-
-def _duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 @main.command("watch")
 @db_option
 @out_option("tviz-report", "Folder the pages are written to and served from.")
@@ -136,7 +119,7 @@ def _duration(seconds: float | None) -> str:
     show_default=True,
     help="Address to serve on. Anything but loopback shows the pages to the network.",
 )
-@click.option("--port", type=click.IntRange(0, 65535), default=3003, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=DEFAULT_PORT, show_default=True)
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in a browser.")
 @friendly_errors
 def watch_command(
@@ -191,7 +174,7 @@ def import_command(log_dir: Path, db_path: Path | None, name: str | None) -> Non
 @click.option(
     "--budget-mb",
     type=click.FloatRange(min=1),
-    default=25.0,
+    default=DEFAULT_BUDGET_BYTES / 1e6,
     show_default=True,
     help="Largest run page; past it, rollouts are sampled (the page says so).",
 )
@@ -247,9 +230,6 @@ def demo_command(out_dir: Path, steps: int, groups: int, samples: int, open_brow
 
     site = build_demo(out_dir, steps=steps, groups=groups, samples=samples)
     click.echo(f"wrote the demo runs to {site.db_path}")
-    if site.index is None:
-        click.echo(f"build the report: tviz build --db {site.db_path} --out {out_dir}")
-        return
     click.echo(f"open {site.index.resolve().as_uri()}")
     if open_browser:
         webbrowser.open(site.index.resolve().as_uri())

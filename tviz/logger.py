@@ -31,7 +31,7 @@ from pathlib import Path, PurePath
 from typing import Any
 
 from tviz import __version__, schema
-from tviz.names import LEGACY_INDEX, LEGACY_INTEGER_COLUMNS, run_slug
+from tviz.names import DEFAULT_PORT, LEGACY_INDEX, LEGACY_INTEGER_COLUMNS, run_page
 
 __all__ = ["TvizLogger", "TvizWarning"]
 
@@ -215,7 +215,7 @@ class TvizLogger:
 
     def get_logger_url(self) -> str | None:
         """Where `tviz watch` (default port) serves this run's page."""
-        return f"http://127.0.0.1:3003/runs/{run_slug(self.run_name, self.run_id)}.html"
+        return f"http://127.0.0.1:{DEFAULT_PORT}/{run_page(self.run_name, self.run_id)}"
 
     @property
     def store(self) -> None:

@@ -1,4 +1,5 @@
-"""Names shared by the writer and the readers: metric aliases, legacy columns, run slugs.
+"""Names and defaults shared by the writer and the readers: metric aliases, legacy columns,
+run pages, the server's port and the page budget.
 
 Kept free of heavy imports: the logger imports it in the training process.
 """
@@ -66,3 +67,14 @@ def run_slug(name: str | None, run_id: str) -> str:
     if not base or base == safe_id:
         return safe_id
     return f"{base}-{safe_id}"
+
+
+def run_page(name: str | None, run_id: str) -> str:
+    """A run's page, relative to the site's folder."""
+    return f"runs/{run_slug(name, run_id)}.html"
+
+
+# Where `tviz watch` serves by default (and so where a logger says its run can be seen).
+DEFAULT_PORT = 3003
+# The largest run page `tviz build` writes before it samples rollouts (bytes).
+DEFAULT_BUDGET_BYTES = 25_000_000

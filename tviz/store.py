@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tviz import schema
-from tviz.names import LEGACY_COLUMNS, REWARD_METRICS, run_slug
+from tviz.names import LEGACY_COLUMNS, REWARD_METRICS, run_page, run_slug
 
 # A run with no end and no data for this long is shown as quiet rather than running.
 QUIET_AFTER_S = 300.0
@@ -52,6 +52,11 @@ class RunSummary:
     @property
     def slug(self) -> str:
         return run_slug(self.name, self.id)
+
+    @property
+    def page(self) -> str:
+        """The run's page, relative to the site's folder (and so to the index)."""
+        return run_page(self.name, self.id)
 
     @property
     def duration_s(self) -> float | None:

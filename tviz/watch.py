@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tviz.names import DEFAULT_BUDGET_BYTES
 from tviz.store import Store, StoreError
 
 __all__ = ["WatchError", "WatchOptions", "LiveSite", "watch"]
@@ -84,7 +85,7 @@ class WatchOptions:
     host: str = "127.0.0.1"
     port: int = 3003  # 0 picks a free port (the printed URL names it)
     open_browser: bool = False
-    budget_bytes: int = 25_000_000
+    budget_bytes: int = DEFAULT_BUDGET_BYTES
     poll_ms: int = 300  # how often an open page asks whether it changed
 
 

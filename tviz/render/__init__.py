@@ -5,6 +5,6 @@ builder = SiteBuilder(db_path, out_dir, budget_bytes=25_000_000)  # keeps caches
 report = builder.build(run_ids=None)  # None = all runs; always rewrites index.html
 """
 
-from tviz.render.site import DEFAULT_BUDGET, BuildReport, SiteBuilder, build_site, write_atomic
+from tviz.render.site import BuildReport, SiteBuilder, build_site, write_atomic
 
-__all__ = ["DEFAULT_BUDGET", "BuildReport", "SiteBuilder", "build_site", "write_atomic"]
+__all__ = ["BuildReport", "SiteBuilder", "build_site", "write_atomic"]

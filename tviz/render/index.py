@@ -70,7 +70,7 @@ def render_index(
         {
             "id": r.id,
             "name": r.name,
-            "href": f"runs/{r.slug}.html" if built is None or r.id in built else None,
+            "href": r.page if built is None or r.id in built else None,
             "status": r.status,
             "lastData": r.last_data_at,
             "model": r.model,

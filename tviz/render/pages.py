@@ -14,7 +14,7 @@ from typing import Any
 import jinja2
 from markupsafe import Markup, escape
 
-from tviz import __version__
+from tviz import __version__, formats
 from tviz.render import model
 from tviz.render.bundle import vega_bundle
 from tviz.render.csp import with_script_hashes
@@ -47,10 +47,10 @@ class Pages:
             lstrip_blocks=True,
             undefined=jinja2.StrictUndefined,
         )
-        self.env.filters["num"] = model.fmt_num
-        self.env.filters["count"] = model.fmt_count
-        self.env.filters["when"] = model.fmt_time
-        self.env.filters["duration"] = model.fmt_duration
+        self.env.filters["num"] = formats.fmt_num
+        self.env.filters["count"] = formats.fmt_count
+        self.env.filters["when"] = formats.fmt_time
+        self.env.filters["duration"] = formats.fmt_duration
         self.env.filters["show"] = _show
         self.env.filters["script_json"] = lambda v: Markup(script_json(v))
         self.env.tests["mapping"] = lambda v: isinstance(v, dict)
@@ -153,7 +153,7 @@ class RunPage:
             "chunks_marker": Markup(CHUNKS_MARKER),
             "total_groups": self.total_groups,
             "total_traj": self.total_traj,
-            "last_data": model.fmt_time(data.summary.last_data_at),
+            "last_data": formats.fmt_time(data.summary.last_data_at),
             "long_texts": long_texts,
             "texts_notice": _texts_notice(long_texts),
         }

@@ -14,12 +14,11 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tviz.names import DEFAULT_BUDGET_BYTES
 from tviz.render.index import IndexEntry, index_entry, render_index
 from tviz.render.pages import Pages, fair_caps
 from tviz.render.rollouts import StepChunk, encode_steps, plan_sample
 from tviz.store import RunData, RunSummary, Store
-
-DEFAULT_BUDGET = 25_000_000
 
 # progress(done, total, run): called after each run page is written.
 Progress = Callable[[int, int, RunSummary], None]
@@ -44,7 +43,7 @@ class SiteBuilder:
         self,
         db_path: str | os.PathLike[str],
         out_dir: str | os.PathLike[str],
-        budget_bytes: int = DEFAULT_BUDGET,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         self.db_path = Path(db_path)
         self.out_dir = Path(out_dir)
@@ -97,7 +96,7 @@ class SiteBuilder:
             by_day = store.tokens_by_day()
         # Link only the pages that are there: `--run X` builds some, earlier builds may have
         # left others. Decided by the folder after this build, the same way every time.
-        built = {e.summary.id for e in entries if (self.out_dir / _page_path(e.summary)).is_file()}
+        built = {e.summary.id for e in entries if (self.out_dir / e.summary.page).is_file()}
         html = render_index(self._pages, entries, self.db_path.name, by_day, built)
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
@@ -117,7 +116,7 @@ class SiteBuilder:
         cache.chunks.update(encode_steps(data.rollouts, fingerprints, self.db_path.parent))
         chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
         html, notice = self._render_within_budget(data, chunks)
-        path = write_atomic(self.out_dir / _page_path(data.summary), html)
+        path = write_atomic(self.out_dir / data.summary.page, html)
         return path, data, notice
 
     def _render_within_budget(self, data: RunData, chunks: list[StepChunk]) -> tuple[str, str]:
@@ -146,16 +145,11 @@ class SiteBuilder:
         return html, notice
 
 
-def _page_path(run: RunSummary) -> str:
-    """A run's page, relative to the output folder (and so to the index)."""
-    return f"runs/{run.slug}.html"
-
-
 def build_site(
     db_path: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
     run_ids: Iterable[str] | None = None,
-    budget_bytes: int = DEFAULT_BUDGET,
+    budget_bytes: int = DEFAULT_BUDGET_BYTES,
     progress: Progress | None = None,
 ) -> BuildReport:
     """Build once: `SiteBuilder(db_path, out_dir, budget_bytes).build(run_ids, progress)`."""
