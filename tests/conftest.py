@@ -7,16 +7,14 @@ from pathlib import Path
 
 import pytest
 
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def fixture_path(name: str) -> Path:
-    """A file of ../shared/fixtures (a clone's sibling) or, failing that, tests/fixtures."""
-    for base in (SHARED / "fixtures", FIXTURES):
-        if (base / name).exists():
-            return base / name
-    pytest.skip(f"fixture {name} not found in {SHARED / 'fixtures'} or {FIXTURES}")
+    """A file or folder of tests/fixtures (a tviz 0.2.3 database, a tinker-cookbook run)."""
+    path = FIXTURES / name
+    assert path.exists(), f"missing test fixture {path}"
+    return path
 
 
 @pytest.fixture
