@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import base64
+import gzip
+import json
 import math
+import re
 from pathlib import Path
 
 from tviz import TvizLogger
@@ -162,3 +166,14 @@ def prototype_metric_runs(path: Path) -> None:
     with TvizLogger(path, "plain-names", run_id="plainrun", strict=True) as log:
         for step in range(4):
             log.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+
+
+# -- reading a built page back ---------------------------------------------------------------
+
+
+def embedded_groups(page: Path, step: int) -> list[dict]:
+    """The rollout groups a run page embeds for `step` (its gzip + base64 chunk), in the order
+    the page holds them."""
+    html = page.read_text("utf-8")
+    found = re.search(rf'id="chunk-{step}">([^<]*)</script>', html)
+    return json.loads(gzip.decompress(base64.b64decode(found.group(1))))

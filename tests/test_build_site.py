@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import gzip
 import json
 import os
 import re
@@ -12,7 +11,15 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from render_data import HOSTILE_NAME, SCRIPT, sl_run, text_run, tokens_run, vision_run
+from render_data import (
+    HOSTILE_NAME,
+    SCRIPT,
+    embedded_groups,
+    sl_run,
+    text_run,
+    tokens_run,
+    vision_run,
+)
 
 import tviz.render.site as site_module
 from tviz import TvizLogger
@@ -32,13 +39,6 @@ def text_db(db_path: Path) -> Path:
 
 def _files(out: Path) -> dict[str, bytes]:
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
-
-
-def _groups(page: Path, step: int) -> list[dict]:
-    """The rollout groups a page embeds for `step`."""
-    html = page.read_text("utf-8")
-    found = re.search(rf'id="chunk-{step}">([^<]*)</script>', html)
-    return json.loads(gzip.decompress(base64.b64decode(found.group(1))))
 
 
 def test_build_writes_index_and_one_self_contained_page_per_run(text_db, tmp_path):
@@ -235,7 +235,7 @@ def test_same_database_built_from_two_working_directories_is_byte_identical(tmp_
     build_site(db, tmp_path / "b")
     assert _files(tmp_path / "a") == _files(tmp_path / "b")
     page = next((tmp_path / "a" / "runs").glob("geo-*.html"))
-    (group,) = _groups(page, 0)
+    (group,) = embedded_groups(page, 0)
     assert group["img"] == "data:image/png;base64," + base64.b64encode(
         (db_dir / "images" / "a.png").read_bytes()
     ).decode("ascii")
@@ -249,7 +249,7 @@ def test_an_image_outside_the_database_folder_is_not_embedded(tmp_path):
     vision_run(db, secret)
     build_site(db, tmp_path / "out")
     page = next((tmp_path / "out" / "runs").glob("geo-*.html"))
-    (group,) = _groups(page, 0)
+    (group,) = embedded_groups(page, 0)
     assert group["img"] is None and "database's folder" in group["imgNote"]
     assert base64.b64encode(secret.read_bytes()).decode("ascii") not in page.read_text()
 
@@ -271,7 +271,7 @@ def test_odd_image_paths_and_malformed_fields_never_fail_the_build(tmp_path):
     report = build_site(db, tmp_path / "out")
     assert len(report.written) == 3
     page = next((tmp_path / "out" / "runs").glob("evil-*.html"))
-    groups = _groups(page, 0)
+    groups = embedded_groups(page, 0)
     assert groups[0]["t"][0]["x"]["logprobs"] == 5
     assert groups[0]["t"][0]["x"]["turns"] == "a turn"
 
@@ -317,7 +317,7 @@ def test_budget_too_small_for_a_group_a_step_drops_the_oldest_steps(tmp_path):
     kept = sorted(int(s) for s in re.findall(r'id="chunk-(\d+)"', html))
     assert kept and len(kept) < 12 and kept == list(range(12 - len(kept), 12))  # newest kept
     for step in kept:
-        assert len(_groups(page, step)) == 1
+        assert len(embedded_groups(page, step)) == 1
     first_kept = kept[0]
     notice = report.notices["textrun"]
     assert notice.startswith(
