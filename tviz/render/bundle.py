@@ -1,7 +1,7 @@
 """Vega + Vega-Lite + vega-embed as one offline script, inlined once per page.
 
 `vl_convert.javascript_bundle()` costs 1.3-1.9 s on its first call in a process
-(MEASUREMENTS.md), so the result is kept on disk per vl-convert and Vega-Lite version and in
+(docs/measurements.md), so the result is kept on disk per vl-convert and Vega-Lite version and in
 memory for the life of the process.
 """
 

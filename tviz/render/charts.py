@@ -2,7 +2,7 @@
 
 Specs carry no data: each names the dataset "rows", which the page fills (and refills on
 smoothing, replay or zoom) through the Vega view API. That keeps altair's slow inline-data
-validation out of the build (MEASUREMENTS.md) and lets one spec serve every metric panel, so
+validation out of the build (docs/measurements.md) and lets one spec serve every metric panel, so
 each function is cached: a build makes a handful of specs, not one per metric.
 """
 

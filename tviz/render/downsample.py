@@ -1,6 +1,6 @@
 """Deterministic downsampling for drawing: min and max per bucket, so spikes survive.
 
-A browser draws 100k points slowly (MEASUREMENTS.md); a chart is a few hundred pixels wide.
+A browser draws 100k points slowly (docs/measurements.md); a chart is a few hundred pixels wide.
 Random sampling hides the spikes users look for, so each bucket keeps its lowest and highest
 point (in step order), plus the first and last point of the series.
 """
