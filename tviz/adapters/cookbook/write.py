@@ -1,0 +1,70 @@
+"""The import's write step: an `ImportPlan` written through a strict `TvizLogger`.
+
+The writes go through the logger, as a training loop's would, so an imported run is stored
+exactly like a logged one.
+"""
+
+from __future__ import annotations
+
+from tviz.adapters.cookbook.files import RunFolder, timeline
+from tviz.adapters.cookbook.plan import ImportPlan
+from tviz.adapters.cookbook.result import ImportResult
+from tviz.adapters.cookbook.rollouts import read_iteration_rollouts
+from tviz.logger import TvizLogger
+
+__all__ = ["write_plan"]
+
+
+def _write_metrics(
+    logger: TvizLogger, plan: ImportPlan, step_ends: dict[int, float], result: ImportResult
+) -> None:
+    """The config, the metric values and the summary the plan holds."""
+    if plan.config is not None:
+        logger.log_hparams(plan.config)
+        result.config_written = True
+    for step, values in plan.metric_steps.items():
+        logger.log_metrics(values, step=step, timestamp=step_ends.get(step))
+        result.metric_steps_written += 1
+        result.metric_values_written += len(values)
+    if plan.summary:
+        logger.log_summary(plan.summary)
+        result.metric_values_written += len(plan.summary)
+
+
+def _write_rollouts(
+    logger: TvizLogger, plan: ImportPlan, step_ends: dict[int, float], result: ImportResult
+) -> None:
+    """The planned iterations' rollouts, read one iteration at a time (never all in memory)."""
+    for step, path in plan.iterations:
+        rollouts, skipped = read_iteration_rollouts(path)
+        result.skipped_lines += skipped
+        if not rollouts:
+            continue
+        logger.log_rollouts(rollouts, step=step, timestamp=step_ends.get(step))
+        result.rollout_steps_written += 1
+        result.rollout_groups_written += len(rollouts)
+        result.trajectories_written += sum(len(r["trajectories"]) for r in rollouts)
+
+
+def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> None:
+    """Write `plan` into `result.db_path` as run `result.run_id`, counting it in `result`.
+
+    Steps are stamped with the times `timeline` derives from the folder; the run is closed as
+    finished when the folder's run is.
+    """
+    started_at, step_ends = timeline(folder.path, folder.metrics)
+    logger = TvizLogger(
+        result.db_path,
+        run_name=result.run_name,
+        run_id=result.run_id,
+        started_at=started_at,
+        strict=True,
+    )
+    try:
+        _write_metrics(logger, plan, step_ends, result)
+        _write_rollouts(logger, plan, step_ends, result)
+    finally:
+        # What was written is committed (strict): a failed import is resumed by the next one.
+        # Still being written: leave the run open, to be completed by a later import.
+        last = max(step_ends.values(), default=None)
+        logger.close("finished" if result.finished else None, timestamp=last)
