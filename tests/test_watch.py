@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from browser import browser, close_page, open_page  # noqa: F401  (browser is a fixture)
 
-import tviz.watch as watch_module
+import tviz.watch.session as watch_module
+from tviz.render import SiteBuilder
 from tviz.watch import (
     ChangeTracker,
     LiveSite,
@@ -33,27 +34,9 @@ from tviz.watch import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
-FAKE_SITE = Path(__file__).resolve().parent / "watch_fake_site.py"
+WATCH = [sys.executable, "-m", "tviz.cli", "watch"]
 VIEWPORT = {"width": 900, "height": 500}
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
-
-
-def real_builder() -> bool:
-    """The real report builder once it exists; until then (or with TVIZ_TEST_FAKE_SITE=1)
-    the stand-in of watch_fake_site.py, which makes the same calls with tiny pages."""
-    if os.environ.get("TVIZ_TEST_FAKE_SITE"):
-        return False
-    try:
-        from tviz.render import SiteBuilder  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def watch_command() -> list[str]:
-    if real_builder():
-        return [sys.executable, "-m", "tviz.cli", "watch"]
-    return [sys.executable, str(FAKE_SITE), "watch"]
 
 
 def wait_until(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
@@ -167,7 +150,7 @@ class Watching:
 
 def start_watch(db: Path, out_dir: Path, *extra: str, port: int = 0) -> Watching:
     proc = subprocess.Popen(
-        [*watch_command(), "--db", str(db), "--out", str(out_dir), "--port", str(port), *extra],
+        [*WATCH, "--db", str(db), "--out", str(out_dir), "--port", str(port), *extra],
         env=ENV,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -250,8 +233,7 @@ def test_new_steps_from_another_process_reach_the_served_page(watched: Watching)
     assert watched.version("/") != index_before
     new = watched.request(page).body
     assert new != old
-    if not real_builder():
-        assert b"steps: 6" in new
+    assert b'"lastStep":5' in new
     assert watched.said("re-rendered run1")
 
 
@@ -277,8 +259,7 @@ def test_a_burst_of_commits_is_one_or_two_rebuilds(watched: Watching) -> None:
     count = sum("re-rendered" in line for line in watched.lines)
     log_steps(db, "first", range(5, 45))  # 40 steps logged as fast as the logger commits
     page = run_page(watched)
-    if not real_builder():
-        wait_until(lambda: b"steps: 45" in watched.request(page).body, "all 40 steps")
+    wait_until(lambda: b'"lastStep":44' in watched.request(page).body, "all 40 steps")
     time.sleep(0.3)  # let a last rebuild, if any, be printed
     rebuilds = sum("re-rendered" in line for line in watched.lines) - count
     assert 1 <= rebuilds <= 4, watched.lines
@@ -433,15 +414,9 @@ def test_ctrl_c_is_a_clean_exit(watched: Watching) -> None:
 
 def test_no_thread_left_behind(tmp_path: Path) -> None:
     """In process: after close() the server, watcher and request threads are all gone."""
-    import watch_fake_site
-
     db = tmp_path / "runs.db"
     log_steps(db, "first", range(2))
-    site = LiveSite(
-        WatchOptions(db, tmp_path / "site", port=0),
-        log=lambda _line: None,
-        builder_factory=watch_fake_site.FakeSiteBuilder,
-    )
+    site = LiveSite(WatchOptions(db, tmp_path / "site", port=0), log=lambda _line: None)
     before = set(threading.enumerate())
     site.start()
     stop = threading.Event()
@@ -461,9 +436,8 @@ def test_no_thread_left_behind(tmp_path: Path) -> None:
 
 def test_a_failed_rebuild_is_said_once_and_retried(tmp_path: Path) -> None:
     """The builder failing (a bug, a locked file) costs a line, not the watcher."""
-    import watch_fake_site
 
-    class Flaky(watch_fake_site.FakeSiteBuilder):
+    class Flaky(SiteBuilder):
         failures = 3
 
         def build(self, run_ids: Any = None, progress: Any = None) -> Any:
@@ -523,13 +497,11 @@ def test_reload_script_is_one_inline_script() -> None:
 def test_version_requests_wait_for_a_rebuild_in_progress(tmp_path: Path) -> None:
     """A tab polling while pages are rebuilt hears of the new version as soon as they are
     written, not one poll interval later."""
-    import watch_fake_site
-
     db = tmp_path / "runs.db"
     log_steps(db, "first", range(2))
     release = threading.Event()
 
-    class Slow(watch_fake_site.FakeSiteBuilder):
+    class Slow(SiteBuilder):
         def build(self, run_ids: Any = None, progress: Any = None) -> Any:
             if run_ids is not None:  # a rebuild, not the first build
                 release.wait(5)
@@ -593,7 +565,7 @@ def test_open_page_reloads_itself_and_keeps_the_readers_place(
     fails) is reloaded, and the reader's place is put back."""
     db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
     url = watched.url.rstrip("/") + run_page(watched)
-    opened = open_page(browser, url, wait_ready=real_builder(), viewport=VIEWPORT)
+    opened = open_page(browser, url, viewport=VIEWPORT)
     page = opened.page
     try:
         if hook == "missing":
@@ -622,10 +594,9 @@ def test_open_page_reloads_itself_and_keeps_the_readers_place(
         )
         # A group inside the step, when the page has them (filled in asynchronously).
         toggle = f"{details} [aria-expanded]"
-        if real_builder():
-            page.wait_for_selector(toggle, timeout=5_000)
-            page.click(toggle)
-            assert page.get_attribute(toggle, "aria-expanded") == "true"
+        page.wait_for_selector(toggle, timeout=5_000)
+        page.click(toggle)
+        assert page.get_attribute(toggle, "aria-expanded") == "true"
         y = page.evaluate(
             """() => {
               const y = Math.min(500, document.documentElement.scrollHeight - innerHeight);
@@ -639,8 +610,7 @@ def test_open_page_reloads_itself_and_keeps_the_readers_place(
         page.wait_for_load_state("load")
         page.wait_for_function(f"() => Math.abs(scrollY - {y}) <= 2", timeout=5_000)
         page.wait_for_function(f"() => document.querySelector({details!r}).open", timeout=5_000)
-        if real_builder():
-            page.wait_for_selector(f"{details} [aria-expanded=true]", timeout=5_000)
+        page.wait_for_selector(f"{details} [aria-expanded=true]", timeout=5_000)
         after = page.evaluate(
             f"() => [document.getElementById({slider[0]!r}).value,"
             f" document.getElementById({slider[0]!r}).max]"
@@ -679,8 +649,6 @@ def test_open_page_updates_in_place_and_keeps_the_readers_place(
     """Another process logs a step: the open page shows it without reloading (a marker set
     on `window` survives), the charts' views get the new point (same canvas, so the zoom
     stays), open steps, groups and trajectories stay open, and the slider keeps its place."""
-    if not real_builder():
-        pytest.skip("in-place updates are the real pages' own (run.js)")
     db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
     url = watched.url.rstrip("/") + run_page(watched)
     opened = open_page(browser, url, viewport={"width": 1200, "height": 900})
@@ -745,8 +713,6 @@ def test_open_index_updates_in_place_keeping_sort_and_ticks(
     watched: Watching,
     browser: Any,  # noqa: F811  (the fixture of tests/browser.py)
 ) -> None:
-    if not real_builder():
-        pytest.skip("in-place updates are the real pages' own (index.js)")
     db = Path(watched.proc.args[watched.proc.args.index("--db") + 1])
     opened = open_page(browser, watched.url, viewport=VIEWPORT)
     page = opened.page
