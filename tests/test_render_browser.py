@@ -483,7 +483,7 @@ def test_demo_vision_page_shows_its_images(browser, tmp_path):  # noqa: F811
     close_page(opened)
 
 
-# -- in-place updates (the hook `tviz watch` calls; see tviz/templates/reload.js) -------------------------
+# -- in-place updates (the hook `tviz watch` calls; see tviz/templates/reload.js) ------------
 
 
 def _log(db: Path, steps: range, metrics: tuple[str, ...] = ("optim/kl",), run_id="liverun"):

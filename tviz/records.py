@@ -17,6 +17,7 @@ The read side does not use these: `tviz.store` returns its own dataclasses (`Rol
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, TypedDict
 
 __all__ = ["ROLLOUT_KEYS", "TRAJECTORY_KEYS", "Rollout", "Trajectory", "Turn"]
@@ -45,10 +46,12 @@ class Trajectory(TypedDict, total=False):
     trajectory_idx: int  # default: its position in the group
     reward: float  # the total reward; NaN and infinities are kept (0.0 when missing, as 0.2.x)
     output_text: str | None
-    output_tokens: list[int]  # sampled token ids, every turn's concatenated
-    logprobs: list[float]  # one per output token
-    token_texts: list[str]  # optional: each output token's text, for the logprob heatmap
-    step_rewards: list[float | None]  # per turn, for multi-turn episodes
+    output_tokens: list[int] | None  # sampled token ids, every turn's concatenated
+    # One per output token; None for a token sampled without one. (A Sequence, so that a
+    # list[float] fits too; likewise step_rewards.)
+    logprobs: Sequence[float | None] | None
+    token_texts: list[str] | None  # optional: each output token's text, for the logprob heatmap
+    step_rewards: Sequence[float | None] | None  # per turn, for multi-turn episodes
     turns: list[Turn]
     # Vision (geolocation) runs: the model's guess and its distance from the truth.
     pred_lat: float | None
@@ -62,7 +65,7 @@ class Rollout(TypedDict, total=False):
     trajectories: list[Trajectory]  # required
     group_idx: int  # default: its position in the list passed to log_rollouts
     prompt_text: str | None
-    prompt_tokens: list[int]
+    prompt_tokens: list[int] | None
     # Vision runs: an image file (inside the database's folder, to be embedded in pages) and
     # its true place.
     image_path: str | None

@@ -19,15 +19,11 @@ Text needs a tokenizer (anything with `decode(list[int]) -> str`, e.g. the one f
 `tinker_cookbook.tokenizer_utils.get_tokenizer`); without one the token ids are kept and the
 text fields are None. Images in an observation become a placeholder such as `[image]`.
 
-A multi-turn episode keeps its turns: a list of dicts
-
-    {"turn_idx", "observation_text", "action_text", "reward", "episode_done",
-     "metrics", "logs", "ob_len", "ac_len", "stop_reason"}
-
-where a later turn's `observation_text` holds only what the environment added since the previous
-turn when its observation extends the previous observation plus action (the usual chat case), so
-a report can show the conversation turn by turn without repeating it. `ac_len` splits the
-trajectory's concatenated `output_tokens` / `logprobs` back into turns.
+The results are the records of `tviz.records`. A multi-turn episode keeps its turns, each a
+`tviz.records.Turn`. A later turn's `observation_text` holds only what the environment added since
+the previous turn when its observation extends the previous observation plus action (the usual
+chat case), so a report can show the conversation turn by turn without repeating it. `ac_len`
+splits the trajectory's concatenated `output_tokens` / `logprobs` back into turns.
 """
 
 from __future__ import annotations
@@ -35,6 +31,8 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from typing import Any
+
+from tviz.records import Rollout, Trajectory, Turn
 
 __all__ = [
     "extract_prompt_text",
@@ -49,6 +47,24 @@ _PLACEHOLDERS = {"image": "[image]", "dmel": "[audio]"}
 
 # One piece of an observation: a token id, or the placeholder string of a non-text chunk.
 _Piece = int | str
+
+
+class _TinkerTrajectory(Trajectory, total=False):
+    """A trajectory with what Tinker adds; the writer keeps these keys in its `extras`."""
+
+    metrics: dict[str, Any]  # the group's `metrics_G[i]` (and a one-turn episode's metrics)
+    logs: dict[str, Any]  # a one-turn episode's transition logs
+    final_reward: float  # the group-computed part of the reward, when not 0
+    stop_reason: str
+
+
+class _TinkerRollout(Rollout, total=False):
+    """A group with what Tinker adds; the writer keeps `rollout_errors` in its `extras`."""
+
+    # 0.2.x returned these; the writer recomputes them from the trajectories.
+    mean_reward: float | None
+    best_reward: float | None
+    rollout_errors: list[dict[str, str]]
 
 
 def _pieces(ob: Any) -> list[_Piece] | None:
@@ -163,7 +179,8 @@ def _action(ac: Any) -> tuple[list[int], list[float] | None, Any]:
     )
 
 
-def _number(value: Any, default: float = 0.0) -> float:
+def _as_float(value: Any, default: float = 0.0) -> float:
+    """`value` as a float, NaN and infinities kept (a reward's truth); `default` if it is none."""
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -183,8 +200,8 @@ def from_tinker_trajectory(
     final_reward: float | None = None,
     metrics: dict[str, Any] | None = None,
     token_texts: bool = False,
-) -> dict[str, Any]:
-    """One `Trajectory` -> a trajectory dict for `log_rollouts`.
+) -> Trajectory:
+    """One `Trajectory` -> a trajectory record for `log_rollouts`.
 
     Args:
         traj: the trajectory.
@@ -202,7 +219,7 @@ def from_tinker_trajectory(
     logprobs: list[float | None] = []
     any_logprobs = False
     step_rewards: list[float] = []
-    turns: list[dict[str, Any]] = []
+    turns: list[Turn] = []
     texts: list[str | None] = []
     previous: list[_Piece] | None = None  # the last observation followed by the last action
     stop_reason: Any = None
@@ -215,7 +232,7 @@ def from_tinker_trajectory(
             logprobs.extend([None] * (len(tokens) - len(turn_logprobs)))
         else:
             logprobs.extend([None] * len(tokens))
-        reward = _number(getattr(transition, "reward", 0.0))
+        reward = _as_float(getattr(transition, "reward", 0.0))
         step_rewards.append(reward)
         action_text = _decode(tokens, tokenizer)
         texts.append(action_text)
@@ -225,7 +242,7 @@ def from_tinker_trajectory(
             new = pieces
             if pieces is not None and previous is not None and pieces[: len(previous)] == previous:
                 new = pieces[len(previous) :]
-            turn: dict[str, Any] = {
+            turn: Turn = {
                 "turn_idx": turn_idx,
                 "observation_text": (
                     _pieces_text(new, tokenizer) if new is not None else model_input_text(ob)
@@ -241,12 +258,12 @@ def from_tinker_trajectory(
             if stop_reason is not None:
                 turn["stop_reason"] = str(stop_reason)
             turns.append(turn)
-            previous = pieces + tokens if pieces is not None else None
+            previous = [*pieces, *tokens] if pieces is not None else None
 
-    final = _number(final_reward) if final_reward is not None else 0.0
+    final = _as_float(final_reward) if final_reward is not None else 0.0
     if total_reward is None:
         total_reward = sum(step_rewards) + final
-    out: dict[str, Any] = {
+    out: _TinkerTrajectory = {
         "trajectory_idx": trajectory_idx,
         "reward": float(total_reward),
         "output_text": None,
@@ -284,7 +301,7 @@ def _total_rewards(group: Any, trajectories: list[Any]) -> list[float | None]:
         try:
             totals = list(get())
             if len(totals) == len(trajectories):
-                return [_number(t, math.nan) for t in totals]
+                return [_as_float(t, math.nan) for t in totals]
         except Exception:  # mismatched lists in a hand-built group: fall back to summing
             pass
     return [None] * len(trajectories)
@@ -308,8 +325,8 @@ def from_tinker_trajectory_group(
     tokenizer: Any = None,
     *,
     token_texts: bool = False,
-) -> dict[str, Any]:
-    """One `TrajectoryGroup` (one prompt, G samples) -> a rollout dict for `log_rollouts`.
+) -> Rollout:
+    """One `TrajectoryGroup` (one prompt, G samples) -> a rollout record for `log_rollouts`.
 
     The prompt is the first observation of the first trajectory, decoded with `tokenizer`
     unless `prompt_text` is given. Rollout errors are kept in the rollout's extras.
@@ -346,7 +363,7 @@ def from_tinker_trajectory_group(
             prompt_text = model_input_text(first_ob, tokenizer)
 
     rewards = [t["reward"] for t in out_trajs if math.isfinite(t["reward"])]
-    rollout: dict[str, Any] = {
+    rollout: _TinkerRollout = {
         "group_idx": group_idx,
         "prompt_text": prompt_text,
         "prompt_tokens": prompt_tokens,
@@ -373,7 +390,7 @@ def from_tinker_batch(
     tokenizer: Any = None,
     *,
     token_texts: bool = False,
-) -> list[dict[str, Any]]:
+) -> list[Rollout]:
     """A batch of `TrajectoryGroup`s -> the list `TvizLogger.log_rollouts(rollouts, step)` takes.
 
     Usage, in a training loop::

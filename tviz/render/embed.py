@@ -1,21 +1,21 @@
 """Putting data inside a page safely: JSON in <script> blocks and compressed payloads.
 
 Model output is untrusted text. Plain `json.dumps` inside `<script>` lets `</script>` end the
-block; HTML-escaping breaks `JSON.parse`. What works (see MEASUREMENTS.md): JSON with `<`, `>`,
-`&`, U+2028 and U+2029 written as `\\uXXXX` escapes, read back with `JSON.parse(textContent)`.
+block; HTML-escaping breaks `JSON.parse`. What works (see docs/measurements.md): JSON with `<`,
+`>`, `&`, U+2028 and U+2029 written as `\\uXXXX` escapes, read back with
+`JSON.parse(textContent)`.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import struct
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from tviz.logger import clean_text
+from tviz.values import jsonable
 
 _SCRIPT_UNSAFE = {
     ord("<"): "\\u003c",
@@ -24,19 +24,6 @@ _SCRIPT_UNSAFE = {
     0x2028: "\\u2028",
     0x2029: "\\u2029",
 }
-
-
-def jsonable(value: Any) -> Any:
-    """`value` with NaN and infinities as None (they are not JSON) and tuples as lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, str):
-        return clean_text(value)
-    return value
 
 
 def dumps(value: Any) -> str:

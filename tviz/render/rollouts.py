@@ -20,6 +20,7 @@ from typing import Any
 
 from tviz.render.embed import PrefixGzip, dumps
 from tviz.store import Rollout, Trajectory
+from tviz.values import finite_number
 
 # Trajectory extras key of the sampled tokens' texts (a list of strings, one per logprob): with
 # it the logprob heatmap shows the tokens themselves.
@@ -78,7 +79,8 @@ def encode_step(
     token_lengths = False
     good = bad = mixed = 0
     for rollout in rollouts:
-        group_rewards = [float(t.reward) for t in rollout.trajectories if _finite(t.reward)]
+        finite = (finite_number(t.reward) for t in rollout.trajectories)
+        group_rewards = [float(r) for r in finite if r is not None]
         rewards.extend(group_rewards)
         for traj in rollout.trajectories:
             n_tokens = _token_count(traj.output_tokens, traj.logprobs)
@@ -148,10 +150,6 @@ def _priority(summaries: list[tuple[float, float, bool]]) -> list[int]:
     return order
 
 
-def _finite(value: Any) -> bool:
-    return _number(value) is not None
-
-
 def _token_count(output_tokens: Any, logprobs: Any) -> int | None:
     if isinstance(output_tokens, list) and output_tokens:
         return len(output_tokens)
@@ -178,7 +176,10 @@ def _group_json(
 ) -> dict[str, Any]:
     trajectories = sorted(
         rollout.trajectories,
-        key=lambda t: (-t.reward if _finite(t.reward) else math.inf, _sort_key(t.idx)),
+        key=lambda t: (
+            -t.reward if finite_number(t.reward) is not None else math.inf,
+            _sort_key(t.idx),
+        ),
     )
     prompt = _text(rollout.prompt_text)
     group: dict[str, Any] = {
@@ -194,7 +195,7 @@ def _group_json(
         group["img"], note = _image_uri(rollout.image_path, base_dir)
         if note:
             group["imgNote"] = note
-    gt = _number(rollout.gt_lat), _number(rollout.gt_lon)
+    gt = finite_number(rollout.gt_lat), finite_number(rollout.gt_lon)
     if gt[0] is not None and gt[1] is not None:
         group["gt"] = list(gt)
     place = ", ".join(p for p in (_text(rollout.city), _text(rollout.country)) if p)
@@ -232,7 +233,7 @@ def _trajectory_json(traj: Trajectory) -> dict[str, Any]:
     odd: dict[str, Any] = {}
     out: dict[str, Any] = {
         "i": traj.idx if isinstance(traj.idx, int) else _text(traj.idx),
-        "r": _number(traj.reward),
+        "r": finite_number(traj.reward),
         "o": _text(traj.output_text) or "",
     }
     fields = {
@@ -261,23 +262,16 @@ def _trajectory_json(traj: Trajectory) -> dict[str, Any]:
         out["sr"] = _round(fields["step_rewards"], 4)
     if fields["turns"]:
         out["turns"] = fields["turns"]
-    pred = _number(traj.pred_lat), _number(traj.pred_lon)
+    pred = finite_number(traj.pred_lat), finite_number(traj.pred_lon)
     if pred[0] is not None and pred[1] is not None:
         out["pred"] = list(pred)
-    distance = _number(traj.distance_km)
+    distance = finite_number(traj.distance_km)
     if distance is not None:
         out["d"] = distance
     extras.update(odd)
     if extras:
         out["x"] = extras
     return out
-
-
-def _number(value: Any) -> float | None:
-    """A finite number, else None (SQLite lets any column hold text or blobs)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _text(value: Any, *, lossy: bool = False) -> str | None:
