@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tviz import schema
+from tviz import TvizLogger, schema
 from tviz.store import Store, StoreError
 
 LEGACY_TABLES = {
@@ -196,3 +196,45 @@ def test_steps_a_0_2_logger_writes_after_the_upgrade_are_still_read(legacy_db: P
     assert data.metrics["reward_mean"].values[-1] == 0.95
     assert data.metrics["custom/score"].values[-1] == 0.7
     assert data.text_metrics["note"] == [(12, "late")]
+
+
+def test_v2_file_gains_project_group_and_eval_columns_keeping_its_rows(db_path: Path) -> None:
+    with TvizLogger(db_path=db_path, run_name="old", run_id="r2", strict=True) as logger:
+        logger.log_rollouts([{"prompt_text": "q", "trajectories": [{"reward": 1.0}]}], step=0)
+    conn = sqlite3.connect(db_path)  # make it a v2 file, as tviz 0.3.0 wrote it
+    conn.execute("ALTER TABLE runs DROP COLUMN project")
+    conn.execute("ALTER TABLE runs DROP COLUMN run_group")
+    conn.execute("ALTER TABLE rollouts DROP COLUMN eval_name")
+    conn.execute("PRAGMA user_version = 2")
+    conn.commit()
+    conn.close()
+
+    with TvizLogger(db_path=db_path, run_id="r3", project="p", group="seeds", strict=True) as lg:
+        lg.log_rollouts(
+            [
+                {"prompt_text": "train q", "trajectories": [{"reward": 0.0}]},
+                {"prompt_text": "eval q", "eval_name": "test", "trajectories": [{"reward": 1.0}]},
+            ],
+            step=0,
+        )
+    conn = schema.connect(db_path)
+    assert schema.schema_version(conn) == 3
+    runs = conn.execute("SELECT id, project, run_group FROM runs ORDER BY id").fetchall()
+    assert runs == [("r2", None, None), ("r3", "p", "seeds")]
+    rollouts = conn.execute(
+        "SELECT run_id, prompt_text, eval_name FROM rollouts ORDER BY id"
+    ).fetchall()
+    assert rollouts == [("r2", "q", None), ("r3", "train q", None), ("r3", "eval q", "test")]
+    # eval_name is a column, not an extra: nothing of it is left in extras.
+    assert (
+        conn.execute("SELECT count(*) FROM rollouts WHERE extras LIKE '%eval%'").fetchone()[0] == 0
+    )
+    conn.close()
+
+
+def test_resuming_a_run_without_project_keeps_the_one_it_had(db_path: Path) -> None:
+    TvizLogger(db_path=db_path, run_id="r", project="p", group="g", strict=True).close()
+    TvizLogger(db_path=db_path, run_id="r", strict=True).close()
+    conn = schema.connect(db_path)
+    assert conn.execute("SELECT project, run_group FROM runs").fetchone() == ("p", "g")
+    conn.close()

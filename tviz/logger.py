@@ -51,6 +51,8 @@ class TvizLogger:
         run_type: "rl" (default) or "sl" for supervised fine-tuning.
         config: logged as the run's config right away (same as `log_hparams`).
         started_at: the run's start as Unix seconds, default now (an importer of an old run).
+        project: the project the run belongs to (kept on the run, shown on the index).
+        group: the run's group, e.g. the seeds of one experiment, drawn together.
         strict: write synchronously and raise on any error, for tests.
 
     The log calls take an optional `timestamp` (Unix seconds, default now) for the same reason.
@@ -67,12 +69,16 @@ class TvizLogger:
         config: Any = None,
         started_at: float | None = None,
         strict: bool = False,
+        project: str | None = None,
+        group: str | None = None,
     ) -> None:
         self.db_path = Path(db_path).expanduser() if db_path else schema.default_db_path()
         self.run_id: str = str(run_id) if run_id else uuid.uuid4().hex[:8]
         self.run_name: str = str(run_name) if run_name else self.run_id
         self.modality = str(modality)
         self.run_type = str(getattr(run_type, "value", run_type))
+        self.project = None if project is None else str(project)
+        self.group = None if group is None else str(group)
         self.strict = strict
         self._closed = False
         self._writer = Writer(self.db_path, self._run_row(started_at), strict=strict, warn=_warn)
@@ -88,6 +94,8 @@ class TvizLogger:
             "name": self.run_name,
             "type": self.run_type,
             "modality": self.modality,
+            "project": self.project,
+            "group": self.group,
             "started_ts": time.time() if started_at is None else float(started_at),
         }
 

@@ -73,6 +73,9 @@ class Rollout(TypedDict, total=False):
     gt_lon: float | None
     city: str | None
     country: str | None
+    # None for training rollouts; the name of the eval set ("test", ...) for eval rollouts,
+    # which reports keep apart from training ones.
+    eval_name: str | None
 
 
 # The keys the writer puts in columns of their own (0.2.x's tables); any other key of a rollout

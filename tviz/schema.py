@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tviz.names import LEGACY_COLUMNS
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 10.0
 
 
@@ -258,6 +258,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             _to_v1(conn)
         if version < 2:
             _to_v2(conn)
+        if version < 3:
+            _to_v3(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -268,11 +270,7 @@ def migrate(conn: sqlite3.Connection) -> int:
 
 def _to_v1(conn: sqlite3.Connection) -> None:
     _executescript(conn, LEGACY_DDL)
-    for table, columns in _ADDED_COLUMNS.items():
-        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
-        for column in columns:
-            if column.split()[0] not in have:
-                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
+    _add_columns(conn, _ADDED_COLUMNS)
     _executescript(conn, V1_DDL)
     _executescript(conn, _BACKFILL_V1)
     # The 0.2.x columns keep no original name: their metrics take the column's name.
@@ -286,9 +284,25 @@ def _to_v1(conn: sqlite3.Connection) -> None:
 def _to_v2(conn: sqlite3.Connection) -> None:
     # A counter every write transaction of a run bumps: `tviz watch` sees any change by it,
     # even one whose timestamps are not newer than the run's last data.
-    have = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
-    if "revision" not in have:
-        conn.execute("ALTER TABLE runs ADD COLUMN revision INTEGER NOT NULL DEFAULT 0")
+    _add_columns(conn, {"runs": ["revision INTEGER NOT NULL DEFAULT 0"]})
+
+
+def _to_v3(conn: sqlite3.Connection) -> None:
+    # A run's project and group (seeds of one experiment are drawn together), and eval
+    # rollouts kept apart from training ones: NULL for training, else the eval set's name.
+    _add_columns(
+        conn,
+        {"runs": ["project TEXT", "run_group TEXT"], "rollouts": ["eval_name TEXT"]},
+    )
+
+
+def _add_columns(conn: sqlite3.Connection, columns: dict[str, list[str]]) -> None:
+    """ALTER TABLE ... ADD COLUMN for each column the table does not have yet (idempotent)."""
+    for table, wanted in columns.items():
+        have = {r[1] for r in conn.execute(f"PRAGMA table_info({table})")}
+        for column in wanted:
+            if column.split()[0] not in have:
+                conn.execute(f"ALTER TABLE {table} ADD COLUMN {column}")
 
 
 def _executescript(conn: sqlite3.Connection, script: str) -> None:

@@ -286,10 +286,12 @@ class Writer:
         run = self.run
         conn.execute(
             "INSERT INTO runs (id, name, type, modality, config, started_at, started_ts, last_ts,"
-            " status, tviz_version)"
-            " VALUES (?, ?, ?, ?, ?, datetime(?, 'unixepoch'), ?, ?, 'running', ?)"
+            " status, tviz_version, project, run_group)"
+            " VALUES (?, ?, ?, ?, ?, datetime(?, 'unixepoch'), ?, ?, 'running', ?, ?, ?)"
             " ON CONFLICT(id) DO UPDATE SET status = 'running', ended_at = NULL,"
-            " ended_ts = NULL, last_ts = max(COALESCE(last_ts, 0), excluded.last_ts)",
+            " ended_ts = NULL, last_ts = max(COALESCE(last_ts, 0), excluded.last_ts),"
+            " project = COALESCE(excluded.project, project),"
+            " run_group = COALESCE(excluded.run_group, run_group)",
             (
                 run["id"],
                 run["name"],
@@ -300,6 +302,8 @@ class Writer:
                 run["started_ts"],
                 run["started_ts"],
                 __version__,
+                run.get("project"),
+                run.get("group"),
             ),
         )
 
@@ -391,8 +395,8 @@ class Writer:
                 fields["group_idx"] = group_idx
             cursor = conn.execute(
                 "INSERT INTO rollouts (run_id, step, group_idx, image_path, gt_lat, gt_lon, city,"
-                " country, prompt_text, prompt_tokens, mean_reward, best_reward, extras)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " country, prompt_text, prompt_tokens, mean_reward, best_reward, extras, eval_name)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     run_id,
                     step,
@@ -407,6 +411,7 @@ class Writer:
                     sum(finite) / len(finite) if finite else None,
                     max(finite) if finite else None,
                     json_text(extras) if extras else None,
+                    clean_text(plain_scalar(rollout.get("eval_name"))) or None,
                 ),
             )
             rollout_id = cursor.lastrowid
