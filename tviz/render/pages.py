@@ -1,6 +1,6 @@
 """The jinja2 environment and the run page: context, JSON blocks, compressed step chunks.
 
-CSS and the page's own script live in tviz/templates as plain files and are inlined into each
+CSS and the pages' own scripts live in tviz/templates as plain files and are inlined into each
 page, so a page needs nothing beside itself.
 """
 
@@ -20,6 +20,25 @@ from tviz.render.bundle import vega_bundle
 from tviz.render.csp import with_script_hashes
 from tviz.render.embed import jsonable, script_js, script_json
 from tviz.render.rollouts import StepChunk
+
+# The run page's script: one feature a file in tviz/templates/run, joined in this order into
+# the page's one script, inside base.html's function scope after common.js. Each file declares
+# functions and constants only: state.js (first) holds `state`, which the others read, and
+# main.js (last) starts the page.
+RUN_SCRIPTS = (
+    "state.js",
+    "status.js",
+    "charts.js",
+    "toolbar.js",
+    "decode.js",
+    "search.js",
+    "steps.js",
+    "cards.js",
+    "tokens.js",
+    "vision.js",
+    "live.js",
+    "main.js",
+)
 
 # Where the step chunks go; user text can never produce it (it is escaped to `&lt;!--`).
 CHUNKS_MARKER = "<!--tviz:chunks-->"
@@ -62,10 +81,15 @@ class Pages:
             source = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
             return source
 
+        unlisted = {n for n in self.env.list_templates(extensions=["js"]) if n.startswith("run/")}
+        unlisted -= {f"run/{name}" for name in RUN_SCRIPTS}
+        if unlisted:
+            raise RuntimeError(f"not in pages.RUN_SCRIPTS: {', '.join(sorted(unlisted))}")
+        run_js = "".join(read(f"run/{name}") for name in RUN_SCRIPTS)
         return {
             "css": Markup(read("style.css").replace("</style", "<\\/style")),
             "common_js": Markup(script_js(read("common.js"))),
-            "run_js": Markup(script_js(read("run.js"))),
+            "run_js": Markup(script_js(run_js)),
             "index_js": Markup(script_js(read("index.js"))),
             "vega": Markup(vega_bundle()),
         }

@@ -1,0 +1,10 @@
+// Start the page.
+showStatus();
+startCharts();
+startToolbar();
+if ($("#steps")) {
+  startSteps();
+  startSearch();
+}
+window.tvizUpdate = liveUpdate;
+document.body.dataset.ready = "yes";
