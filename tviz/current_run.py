@@ -93,13 +93,7 @@ def init(
     if run is not None:
         finish()
     logger = TvizLogger(
-        db_path=db_path,
-        run_name=name,
-        run_id=id,
-        config=config,
-        project=project,
-        group=group,
-        **logger_kwargs,
+        db_path, name, run_id=id, config=config, project=project, group=group, **logger_kwargs
     )
     run = Run(logger, dict(config) if isinstance(config, Mapping) else {})
     return run
