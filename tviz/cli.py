@@ -136,32 +136,34 @@ def watch_command(
 
 
 @main.command("import")
-@click.argument("log_dir", type=click.Path(path_type=Path))
+@click.argument("path", type=click.Path(path_type=Path))
 @db_option
-@click.option("--name", default=None, help="Run name at first import (default: the folder's).")
+@click.option("--name", default=None, help="Run name at first import (default: from PATH).")
+@click.option(
+    "--rollouts",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="verl's trainer.rollout_data_dir (<step>.jsonl files), with verl's metrics file.",
+)
 @friendly_errors
-def import_command(log_dir: Path, db_path: Path | None, name: str | None) -> None:
-    """Import a tinker-cookbook run folder (metrics.jsonl, iteration_*/); again to update it."""
-    from tviz.adapters.cookbook import CookbookImportError, import_cookbook_run
+def import_command(
+    path: Path, db_path: Path | None, name: str | None, rollouts: Path | None
+) -> None:
+    """Import a run from PATH; again to add what is new.
 
-    db = resolve_db(db_path)
+    PATH is a tinker-cookbook run folder (metrics.jsonl, iteration_*/), verl's metrics file
+    (trainer.logger=['console','file']) or a TensorBoard log folder (events.out.tfevents.*).
+    """
+    from tviz.importers import ImportFailed, import_path
+
     try:
-        result = import_cookbook_run(log_dir, db, name=name)
-    except CookbookImportError as exc:
+        report = import_path(path, resolve_db(db_path), name=name, rollouts=rollouts)
+    except ImportFailed as exc:
         raise click.ClickException(str(exc)) from None
-    for warning in result.warnings:
+    for warning in report.warnings:
         click.echo(f"warning: {warning}", err=True)
-    what = f"{result.run_name} ({result.run_id}) in {db}"
-    if not result.changed:
-        click.echo(f"{what} is up to date: nothing new in {log_dir}")
-        return
-    click.echo(
-        f"imported {what}: {result.metric_steps_written} steps of metrics,"
-        f" {result.rollout_groups_written} rollout groups ({result.trajectories_written}"
-        f" trajectories) from {result.rollout_steps_written} iterations"
-        + ("" if result.finished else "; the run is not finished, import again to update it")
-    )
-    click.echo(f"build the report: tviz build --db {db}")
+    for line in report.lines:
+        click.echo(line)
 
 
 @main.command("build")
