@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import re
 
+from tviz import catalog
+
 # The prefixes tviz 0.2.x tried in front of a bare name, plus the one it missed
 # (tinker-cookbook writes the GRPO group signal as `env/all/by_group/frac_mixed`).
 _PREFIXES = ("", "env/all/", "optim/", "by_group/", "env/all/by_group/")
@@ -54,8 +56,8 @@ LEGACY_INDEX: dict[str, tuple[str, int]] = {
     for rank, name in reversed(list(enumerate(names)))
 }
 
-# Which metric a chart of "the reward" should use, best first.
-REWARD_METRICS = ("env/all/reward/total", "reward/total", "reward_mean", "reward", "env/all/reward")
+# Which metric a chart of "the reward" should use, best first: the catalog's reward names.
+REWARD_METRICS = catalog.names("reward")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 

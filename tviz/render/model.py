@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from tviz import catalog
+from tviz.catalog import Entry
 from tviz.formats import fmt_duration, fmt_num, fmt_time
 from tviz.render import charts
 from tviz.render.downsample import minmax
@@ -44,12 +46,15 @@ KEY_CONFIG = (
     "temperature",
     "num_epochs",
     "seed",
+    # TRL's GRPOConfig
+    "num_generations",
+    "max_completion_length",
+    "beta",
 )
 MAX_KEY_CONFIG = 10
 
 # Metric groups shown first; the rest follow alphabetically, "other" last.
 GROUP_ORDER = ("env", "reward", "optim", "train", "test", "eval", "progress", "time")
-SIGNAL_NAMES = ("frac_all_good", "frac_all_bad", "frac_mixed")
 
 
 @dataclass(frozen=True)
@@ -161,9 +166,15 @@ def _series(s: Series) -> tuple[list[int], list[float | None]]:
 
 
 def overview_charts(data: RunData, chunks: list[StepChunk]) -> list[dict[str, Any]]:
-    """The charts above the metric groups: reward, output length, distribution, signal."""
+    """The charts above the metric groups: reward, output length, KL, entropy, the reward
+    distribution and the group signal.
+
+    Rollouts give exact per-step figures (reward best / mean / worst, output length, the
+    distribution); without them, the run's logged metrics fill the roles `tviz.catalog` names.
+    """
     out: list[dict[str, Any]] = []
     chunks = sorted(chunks, key=lambda c: c.step)
+    roles = _overview_roles(data)
     scored = [c for c in chunks if c.stats["best"] is not None]
     if scored:
         steps = [c.step for c in scored]
@@ -180,13 +191,7 @@ def overview_charts(data: RunData, chunks: list[StepChunk]) -> list[dict[str, An
             )
         )
     else:
-        reward = data.reward_series()
-        if reward is not None:
-            out.append(
-                _line(
-                    "reward", f"Reward ({reward.name})", {"mean": _series(reward)}, (charts.BLUE,)
-                )
-            )
+        out += _logged_chart(data, roles, "reward", "mean", charts.BLUE)
     with_length = [c for c in chunks if c.lengths]
     if with_length:
         unit = "tokens" if any(c.length_unit == "tokens" for c in with_length) else "characters"
@@ -203,41 +208,93 @@ def overview_charts(data: RunData, chunks: list[StepChunk]) -> list[dict[str, An
                 (charts.AMBER,),
             )
         )
+    else:
+        out += _logged_chart(data, roles, "output_length", "mean length", charts.AMBER, "length")
+    out += _logged_chart(data, roles, "kl", "kl", charts.RED)
+    out += _logged_chart(data, roles, "entropy", "entropy", charts.GREEN)
     heat = reward_distribution(scored)
     if heat is not None:
         out.append(heat)
-    signal = group_signal(data, chunks)
+    signal = group_signal(data, chunks, roles)
     if signal is not None:
         out.append(signal)
     return out
 
 
-def group_signal(data: RunData, chunks: list[StepChunk]) -> dict[str, Any] | None:
+def _overview_roles(data: RunData) -> tuple[str, ...]:
+    trainer = catalog.trainer_of(data.metrics)
+    return trainer.overview if trainer is not None else catalog.OVERVIEW_ROLES
+
+
+def _logged(data: RunData, roles: tuple[str, ...], role: str) -> tuple[Series, Entry] | None:
+    """The run's metric for `role`, with its catalog entry, if the overview shows the role."""
+    found = catalog.find(role, data.metrics) if role in roles else None
+    if found is None:
+        return None
+    name, entry = found
+    return data.metrics[name], entry
+
+
+def _logged_chart(
+    data: RunData,
+    roles: tuple[str, ...],
+    role: str,
+    key: str,
+    color: str,
+    chart_id: str | None = None,
+) -> list[dict[str, Any]]:
+    """A chart of the run's logged metric for `role` (none if it has none)."""
+    found = _logged(data, roles, role)
+    if found is None:
+        return []
+    series, entry = found
+    unit = f" in {entry.unit}" if entry.unit else ""
+    title = f"{entry.label}{unit} ({series.name})"
+    chart = _line(
+        chart_id or role, title, {key: (series.steps, entry.apply(series.values))}, (color,)
+    )
+    if entry.unit:
+        chart["unit"] = entry.unit
+    return [chart]
+
+
+# The group signal's lines: role, label, color.
+_SIGNAL = (
+    ("frac_all_good", "all good", charts.GREEN),
+    ("frac_all_bad", "all bad", charts.RED),
+    ("frac_mixed", "mixed", charts.BLUE),
+)
+
+
+def group_signal(
+    data: RunData, chunks: list[StepChunk], roles: tuple[str, ...] = catalog.OVERVIEW_ROLES
+) -> dict[str, Any] | None:
     """GRPO's all-good / all-bad / mixed group fractions: logged, else counted from rollouts."""
-    logged: dict[str, Series] = {}
-    for short in SIGNAL_NAMES:
-        matches = sorted(n for n in data.metrics if n == short or n.endswith("/" + short))
-        if matches:
-            logged[short] = data.metrics[min(matches, key=len)]
-    colors = (charts.GREEN, charts.RED, charts.BLUE)
-    labels = ("all good", "all bad", "mixed")
-    if logged:
-        series = {
-            label: _series(logged[short])
-            for short, label in zip(SIGNAL_NAMES, labels, strict=True)
-            if short in logged
-        }
-        used = tuple(c for s, c in zip(labels, colors, strict=True) if s in series)
-        return _line("signal", "Group signal (share of groups)", series, used)
+    series: dict[str, tuple[list[int], list[float | None]]] = {}
+    colors: list[str] = []
+    formulas: list[str] = []
+    for role, label, color in _SIGNAL:
+        found = _logged(data, roles, role)
+        if found is not None:
+            logged, entry = found
+            series[label] = (logged.steps, entry.apply(logged.values))
+            colors.append(color)
+            if entry.transform is not None:
+                formulas.append(f"{label} = {entry.formula(logged.name)}.")
+    if series:
+        chart = _line("signal", "Group signal (share of groups)", series, tuple(colors))
+        chart["note"] = " ".join([*formulas, chart["note"]]).strip()
+        return chart
     counted = [c for c in chunks if c.stats["groups"]]
     if not counted:
         return None
     steps = [c.step for c in counted]
     series = {
         label: (steps, [c.stats[key] / c.stats["groups"] for c in counted])
-        for label, key in zip(labels, ("good", "bad", "mixed"), strict=True)
+        for (_, label, _), key in zip(_SIGNAL, ("good", "bad", "mixed"), strict=True)
     }
-    return _line("signal", "Group signal (share of groups, counted from rollouts)", series, colors)
+    title = "Group signal (share of groups, counted from rollouts)"
+    return _line("signal", title, series, tuple(color for _, _, color in _SIGNAL))
 
 
 def reward_distribution(chunks: list[StepChunk]) -> dict[str, Any] | None:
