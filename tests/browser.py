@@ -42,6 +42,7 @@ class OpenedPage:
     requests: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     dialogs: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # console warnings (Vega's, ...)
 
     def __getattr__(self, name: str) -> Any:  # behave like the playwright page
         return getattr(self.page, name)
@@ -73,9 +74,13 @@ def open_page(
     wait_ready: bool = True,
     viewport: dict[str, int] | None = None,
     timeout_ms: float = 15_000,
+    **context_options: Any,
 ) -> OpenedPage:
-    """Open `path` (a file) or a URL in a fresh context; wait for the page's `data-ready`."""
-    context = browser.new_context(viewport=viewport or {"width": 1360, "height": 900})
+    """Open `path` (a file) or a URL in a fresh context (`context_options`: playwright's, such
+    as color_scheme="dark" or accept_downloads); wait for the page's `data-ready`."""
+    context = browser.new_context(
+        viewport=viewport or {"width": 1360, "height": 900}, **context_options
+    )
     page = context.new_page()
     opened = OpenedPage(page)
 
@@ -86,6 +91,8 @@ def open_page(
     def on_console(message: Any) -> None:
         if message.type == "error":
             opened.errors.append(message.text)
+        elif message.type == "warning":
+            opened.warnings.append(message.text)
 
     def on_dialog(dialog: Any) -> None:  # an alert() from injected code must be noticed
         opened.dialogs.append(dialog.message)

@@ -177,3 +177,58 @@ def embedded_groups(page: Path, step: int) -> list[dict]:
     html = page.read_text("utf-8")
     found = re.search(rf'id="chunk-{step}">([^<]*)</script>', html)
     return json.loads(gzip.decompress(base64.b64decode(found.group(1))))
+
+
+def history_run(path: Path, steps: int = 6, groups: int = 5) -> str:
+    """The same `groups` prompts at every step (a dataset's epochs), with outputs that do not
+    compress, so that a tight budget leaves groups out. Group g's mean reward is g / 10 + step
+    / 100 (its first trajectory gets 2 * that, the second 0)."""
+    import random
+
+    rng = random.Random(0)
+    with TvizLogger(path, "history", run_id="histrun", strict=True) as log:
+        for step in range(steps):
+            rollouts = []
+            for g in range(groups):
+                mean = g / 10 + step / 100
+                rollouts.append(
+                    {
+                        "prompt_text": f"Question {g}: how many legs do {g + 2} spiders have?",
+                        "trajectories": [
+                            {
+                                "reward": r,
+                                "output_text": "".join(rng.choices("abcdefghij ", k=1500)),
+                                "logprobs": [-0.1 * k for k in range(6)],
+                                "output_tokens": list(range(6)),
+                            }
+                            for r in (2 * mean, 0.0)
+                        ],
+                    }
+                )
+            log.log_rollouts(rollouts, step=step)
+    return "histrun"
+
+
+def range_run(path: Path, steps: int = 12) -> str:
+    """Metrics whose labels need their range's digits: a 16.14-16.165 dip, a constant
+    learning rate of 4e-5 and 1.125 turns per episode."""
+    with TvizLogger(path, "ranges", run_id="rangerun", strict=True) as log:
+        for step in range(steps):
+            dip = 16.14 + abs(step - steps / 2) / (steps / 2) * 0.025
+            log.log_metrics(
+                {
+                    "time/total": dip,
+                    "optim/lr": 4e-5,
+                    "env/all/turns_per_episode": 1.125,
+                    "env/all/reward/total": step / steps,
+                },
+                step=step,
+            )
+    return "rangerun"
+
+
+def page_data(page: Path) -> dict:
+    """A run page's `page-data` block: its charts, specs, steps and prompt histories."""
+    html = page.read_text("utf-8")
+    found = re.search(r'id="page-data">([^<]*)</script>', html)
+    return json.loads(found.group(1))

@@ -110,7 +110,7 @@ def test_rollouts_keep_the_exact_charts_and_add_logged_kl_and_entropy(db_path, t
     }
 
 
-def test_tinker_named_run_keeps_kl_and_entropy_in_its_metric_groups(db_path, tmp_path):
+def test_tinker_named_run_gets_kl_and_entropy_on_its_first_screen(db_path, tmp_path):
     metrics = {
         "env/all/reward/total": [0.1, 0.2, 0.3, 0.4],
         "env/all/ac_tokens_per_turn": [50.0, 60.0, 70.0, 80.0],
@@ -120,8 +120,9 @@ def test_tinker_named_run_keeps_kl_and_entropy_in_its_metric_groups(db_path, tmp
     }
     _log_run(db_path, "tinkerrun", metrics)
     overview = _overview(db_path, tmp_path, "tinkerrun")
-    assert list(overview) == ["reward", "length", "signal"]
+    assert list(overview) == ["reward", "length", "kl", "entropy", "signal"]
     assert overview["reward"]["title"] == "Reward (env/all/reward/total)"
+    assert overview["kl"]["series"] == {"kl": [STEPS, metrics["optim/kl_sample_train_v1"]]}
     assert overview["signal"]["series"] == {
         "mixed": [STEPS, metrics["env/all/by_group/frac_mixed"]]
     }

@@ -11,8 +11,13 @@ from click.testing import CliRunner
 
 from tviz import TvizLogger
 from tviz.cli import main
-from tviz.demo import HOSTILE, simulate_run, write_demo_db
+from tviz.demo import simulate_run, write_demo_db
+from tviz.render import build_site
 from tviz.store import Store
+
+# Strings a model may well write that would break a page that does not escape its data. The
+# demo never shows them (a newcomer's first page); a test-only run carries them instead.
+HOSTILE = ("</script><script>alert(1)</script>", "<!--", "<img src=x onerror=alert(2)>")
 
 SMALL = {"steps": 8, "groups": 5, "samples": 4}
 
@@ -82,7 +87,14 @@ def test_demo_run_looks_like_a_cookbook_grpo_run(tmp_path: Path) -> None:
     multi = [t for t in trajs if t.turns]
     assert multi and all(len(t.turns) == 2 and t.turns[1]["observation_text"] for t in multi)
     everything = " ".join([g.prompt_text for g in groups] + [t.output_text for t in trajs])
-    assert all(h in everything for h in HOSTILE)
+    assert not any(h in everything for h in HOSTILE)  # the demo shows what a newcomer should
+    assert "<" not in " ".join(str(v) for v in text.config.values())
+    # Its counts add up: a calculator episode has two turns, and the config says so.
+    episodes = text.metrics["env/all/total_episodes"].values[-1]
+    turns = text.metrics["env/all/total_turns"].values[-1]
+    per_episode = text.metrics["env/all/turns_per_episode"].values[-1]
+    assert turns > episodes and per_episode == pytest.approx(turns / episodes)
+    assert "two-turn calculator episode" in text.config["notes"]
 
     assert vision.summary.modality == "vision"
     for group in vision.rollouts:
@@ -140,3 +152,26 @@ def test_demo_report_opens_in_chromium(tmp_path: Path, browser: object) -> None:
         assert page.requests == [], (path.name, page.requests)  # offline
         assert page.dialogs == [], (path.name, page.dialogs)  # the alert(1) in model text
         close_page(page)
+
+
+def test_model_text_that_would_break_a_page_shows_as_text(tmp_path: Path, browser: object):  # noqa: F811
+    """The demo's generator, given markup to write (a test-only run), makes a page where that
+    markup shows as text and never runs."""
+    db = tmp_path / "hostile.db"
+    with TvizLogger(db, "hostile-demo", run_id="hostile", strict=True) as logger:
+        simulate_run(logger, steps=6, groups=6, samples=3, inject=HOSTILE)
+    with Store(db) as store:
+        run = store.load_run("hostile")
+    texts = [g.prompt_text for g in run.rollouts] + [
+        t.output_text for g in run.rollouts for t in g.trajectories
+    ]
+    assert all(any(h in t for t in texts) for h in HOSTILE)
+    build_site(db, tmp_path / "out")
+    page = open_page(browser, next((tmp_path / "out" / "runs").glob("hostile-demo*.html")))
+    page.click("details.step >> nth=0 >> summary")
+    page.wait_for_selector("details.step[data-filled=yes]")
+    shown = page.locator("details.step >> nth=0").inner_text()
+    assert HOSTILE[0] in shown and HOSTILE[2] in shown  # in the group headers, as text
+    assert page.locator(".step-body img, .step-body script").count() == 0
+    assert page.dialogs == [] and page.errors == [] and page.requests == []
+    close_page(page)

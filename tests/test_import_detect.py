@@ -173,7 +173,9 @@ def test_report_of_a_verl_run_shows_metrics_rewards_groups_and_completions(
     assert sorted(pages) == ["grpo-run", "gsm8k-run"]
     data = page_data(pages["grpo-run"])
     assert chart(data, "critic/score/mean")["series"]["value"][0] == [1, 2, 3]
-    assert chart(data, "val-core/openai/gsm8k/reward/mean@1")["series"]["value"] == [[0], [0.25]]
+    # Logged at one step only: shown as its value, not as a one-point chart.
+    name = "val-core/openai/gsm8k/reward/mean@1"
+    assert f'data-name="{name}"><dt>{name}</dt><dd>0.25</dd>' in pages["grpo-run"].read_text()
 
     # The rewards of the samples, per step and per group.
     reward = chart(data, "Reward per step (best / mean / worst trajectory)")["series"]

@@ -66,7 +66,13 @@ def test_run_page_draws_its_charts_offline(browser, site):  # noqa: F811
     assert opened.locator(".overview .panel").count() == 4
     # Every metric panel gets drawn (the ones below the fold while the browser is idle).
     panels = opened.locator(".metrics .chart").count()
-    assert panels == 5  # env/all/reward/total, frac_mixed, optim/kl, optim/lr, time/total
+    assert panels == 3  # env/all/reward/total, optim/kl, time/total
+    # Metrics that never change are values, not flat lines.
+    constants = opened.locator(".metrics .constant").all_inner_texts()
+    assert [c.split("\n")[:2] for c in constants] == [
+        ["env/all/by_group/frac_mixed", "0.75"],
+        ["optim/lr", "4e-5"],
+    ]
     _wait_charts(opened, ".metrics", panels)
     _assert_clean(opened)
     close_page(opened)
@@ -162,7 +168,8 @@ def test_metrics_only_page(browser, site):  # noqa: F811
     opened = open_page(browser, _page(site, "sft-run"))
     assert opened.locator("#rollouts").count() == 0
     assert opened.locator("#search").count() == 0
-    _wait_charts(opened, ".metrics", 2)
+    _wait_charts(opened, ".metrics", 1)  # train/loss; train/lr never changes: a value
+    assert opened.locator(".metrics .constant").count() == 1
     _assert_clean(opened)
     close_page(opened)
 
@@ -305,11 +312,14 @@ def test_index_tokens_per_day_is_a_bar_per_day(browser, tmp_path, days):  # noqa
 def test_legacy_fixture_page_is_offline_clean_and_draws_every_chart(browser, legacy_db, tmp_path):  # noqa: F811
     build_site(legacy_db, tmp_path / "out")
     opened = open_page(browser, next((tmp_path / "out" / "runs").glob("*.html")))
-    # reward, length, distribution, group signal; then the ten metrics the 0.2.3 run logged
-    _wait_charts(opened, ".overview", 4)
-    assert opened.locator(".overview .chart").count() == 4
-    assert opened.locator(".metrics .chart").count() == 10
-    _wait_charts(opened, ".metrics", 10)
+    # reward, length, KL, entropy (its kl_divergence and entropy: the first screen answers "is
+    # it healthy?"), distribution, group signal; then the ten metrics the 0.2.3 run logged,
+    # nine drawn and one that never changes shown as its value
+    _wait_charts(opened, ".overview", 6)
+    assert opened.locator(".overview .chart").count() == 6
+    assert opened.locator(".metrics .chart").count() == 9
+    assert opened.locator(".metrics .constant").count() == 1
+    _wait_charts(opened, ".metrics", 9)
     opened.click("details.step >> nth=0 >> summary")
     opened.wait_for_selector("details.step[data-filled=yes]")
     opened.click(".group-head >> nth=0")
@@ -365,7 +375,8 @@ def test_index_overlay_with_metrics_named_like_object_prototype_keys(browser, tm
     _assert_clean(opened)
     close_page(opened)
     opened = open_page(browser, _page(tmp_path / "out", "proto-names"))
-    _wait_charts(opened, ".metrics", 4)
+    _wait_charts(opened, ".metrics", 2)  # constructor, toString; __proto__ and loss: values
+    assert opened.locator(".metrics .constant").count() == 2
     _assert_clean(opened)
     close_page(opened)
 
@@ -440,12 +451,16 @@ def test_csp_runs_the_pages_own_scripts_only(browser, site, tmp_path):  # noqa: 
         d for d in meta.get_attribute("content").split(";") if d.strip().startswith("script-src")
     )
     assert "'unsafe-inline'" not in script_src and "'unsafe-eval'" not in script_src
-    # Every chart draws and reacts (hover tooltips, zoom: Vega expressions) without eval.
-    _wait_charts(opened, "", 9)
+    # Every chart draws and reacts (tooltips, zoom, the signals Vega evaluates) without eval.
+    _wait_charts(opened, "", 7)
     box = opened.locator(".chart[data-chart=reward] canvas").bounding_box()
     opened.mouse.move(box["x"] + box["width"] * 0.4, box["y"] + box["height"] * 0.5)
-    opened.wait_for_selector("#vg-tooltip-element.visible", timeout=5_000)
-    opened.mouse.wheel(0, -200)
+    opened.wait_for_selector("#chart-tip:not([hidden])", timeout=5_000)
+    opened.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    opened.mouse.down()
+    opened.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=5)
+    opened.mouse.up()
+    opened.wait_for_selector("#zoom-status:not([hidden])")
     opened.dblclick(".chart[data-chart=reward] canvas")
     _assert_clean(opened)
     close_page(opened)

@@ -118,14 +118,11 @@ OVERVIEW_ROLES = (
     "frac_all_bad",
     "frac_mixed",
 )
-# tinker-cookbook's and tviz 0.2.x's runs show KL and entropy in their `optim/` (or other)
-# metric group, as their pages always have.
-_GROUPED_OVERVIEW = tuple(r for r in OVERVIEW_ROLES if r not in ("kl", "entropy"))
 
 TINKER = _trainer(
     "tinker-cookbook",
     "tinker-cookbook",
-    _GROUPED_OVERVIEW,
+    OVERVIEW_ROLES,
     Entry("env/all/reward/total", "reward", "Reward", better=HIGHER),
     Entry("optim/kl_sample_train_v1", "kl", "KL sampler → learner", better=LOWER),
     Entry("optim/kl_sample_train_v2", "kl", "KL sampler → learner (v2)", better=LOWER),
@@ -143,7 +140,7 @@ TINKER = _trainer(
 TVIZ_02 = _trainer(
     "tviz-0.2",
     "tviz 0.2.x",
-    _GROUPED_OVERVIEW,
+    OVERVIEW_ROLES,
     Entry("reward/total", "reward", "Reward", better=HIGHER),
     Entry("reward_mean", "reward", "Reward", better=HIGHER),
     Entry("reward", "reward", "Reward", better=HIGHER),

@@ -5,7 +5,7 @@ problems, step-by-step answers that get right more often as training goes on, re
 cookbook's formula (correct answer 1, wrong 0, bad format -0.1), token logprobs, the cookbook's
 metric names (`env/all/reward/total`, `env/all/by_group/frac_mixed`, `optim/entropy`,
 `time/total`, ...), some multi-turn calculator episodes, groups whose samples all got the same
-reward, and now and then model text that tries to break out of a web page. With
+reward (tests can add model text that tries to break out of a web page: `inject`). With
 `modality="vision"` it simulates a geo-guessing run instead: small generated PNG images, true and
 predicted coordinates and the distance between them.
 
@@ -18,13 +18,11 @@ Everything comes from one `random.Random(seed)`: the same arguments give the sam
 """
 
 from tviz.demo.build import DEMO_DB_NAME, DemoResult, DemoSite, build_demo, write_demo_db
-from tviz.demo.policy import HOSTILE
 from tviz.demo.run import simulate_run
 from tviz.demo.vision import write_png
 
 __all__ = [
     "DEMO_DB_NAME",
-    "HOSTILE",
     "DemoResult",
     "DemoSite",
     "build_demo",

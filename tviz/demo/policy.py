@@ -1,13 +1,10 @@
-"""The simulated model both demo runs sample from: how good it is at a point of training, how it
-splits text into tokens, and the strings it may write that would break a web page."""
+"""The simulated model both demo runs sample from: how good it is at a point of training and how
+it splits text into tokens."""
 
 from __future__ import annotations
 
 import math
 import zlib
-
-# Strings a model may well write that would break a page that does not escape its data.
-HOSTILE = ("</script><script>alert(1)</script>", "<!--", "<img src=x onerror=alert(2)>")
 
 
 def skill_at(step: int, steps: int, difficulty: float) -> float:

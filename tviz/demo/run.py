@@ -9,7 +9,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from tviz.demo.policy import HOSTILE, skill_at
+from tviz.demo.policy import skill_at
 from tviz.demo.text import text_step
 from tviz.demo.vision import vision_step
 from tviz.logger import TvizLogger
@@ -37,7 +37,13 @@ def _config(
         },
         "max_steps": steps,
         "simulated": True,
-        "notes": f"a simulated run (tviz demo); model text may contain {HOSTILE[0]}",
+        "notes": "a simulated run (tviz demo)"
+        + (
+            "; one group in five is a two-turn calculator episode, so a step has more turns"
+            " than episodes"
+            if modality == "text"
+            else "; each guess is rewarded by its distance from the true location"
+        ),
     }
 
 
@@ -67,6 +73,7 @@ def simulate_run(
     image_dir: str | os.PathLike[str] | None = None,
     eval_every: int = 5,
     start: float | None = None,
+    inject: tuple[str, ...] = (),
 ) -> float:
     """Log a simulated GRPO run into `logger`: config, per-step metrics and rollouts.
 
@@ -80,6 +87,8 @@ def simulate_run(
         eval_every: log `test/env/all/...` metrics every this many steps (0: never).
         start: if given, the run's simulated clock (Unix seconds) at step 0: each step is
             logged at the time it would have ended, so durations and tokens per day look real.
+        inject: strings some prompts and answers of the math run carry (tests give markup
+            that would break a page that did not escape it; the demo gives none).
 
     Returns the simulated duration in seconds.
     """
@@ -97,7 +106,9 @@ def simulate_run(
                 rng, step, steps, groups, samples, Path(image_dir), logger.db_path.parent
             )
         else:
-            rollouts, stats = text_step(rng, step, steps, groups, samples, output_tokens)
+            rollouts, stats = text_step(
+                rng, step, steps, groups, samples, output_tokens, tuple(inject)
+            )
         # Sampling ends, then the step's metrics after its training: the simulated clock.
         sample_clock = None if start is None else start + elapsed + 8.0
 

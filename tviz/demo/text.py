@@ -1,8 +1,9 @@
 """The math run's groups: word problems, step-by-step answers, calculator episodes.
 
 Answers get right more often as training goes on and are scored with tinker-cookbook's formula
-(correct answer 1, wrong 0, bad format -0.1). One group in five is a two-turn calculator episode;
-one problem kind, and some answers, carry markup that tries to break out of a web page.
+(correct answer 1, wrong 0, bad format -0.1). One group in five is a two-turn calculator episode.
+Tests can have some prompts and answers carry given text (`inject`): markup that tries to break
+out of a web page, which the demo itself never shows.
 """
 
 from __future__ import annotations
@@ -11,11 +12,11 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from tviz.demo.policy import HOSTILE, skill_at, token_ids, token_pieces
+from tviz.demo.policy import skill_at, token_ids, token_pieces
 from tviz.records import Rollout, Trajectory, Turn
 
 _FORMAT = " Write your answer in \\boxed{} format."
-_KINDS = 6  # the problem kinds `_problem` knows; the last one carries markup
+_KINDS = 6  # the problem kinds `_problem` knows
 _FILLER = (
     "Let me re-read the question to be sure I have the numbers right.",
     "I will double-check each step before answering.",
@@ -92,12 +93,10 @@ def _problem(rng: random.Random, kind: int) -> _Problem:
             ],
             f"ceil({c}*{b}/{a})",
         )
-    # The page-breaking one: the prompt itself carries markup.
     return _Problem(
-        f"A web page shows the text {HOSTILE[0]} to {a} visitors a day for {b} days."
-        " How many times is it shown in total?",
+        f"A web page has {a} visitors a day. How many visitors does it have in {b} days?",
         a * b,
-        [f"The text itself does not matter: {a} * {b} = {a * b} views."],
+        [f"Visitors per day times days: {a} * {b} = {a * b}."],
         f"{a}*{b}",
     )
 
@@ -120,7 +119,7 @@ def _sample(
     skill: float,
     format_skill: float,
     max_tokens: int,
-    hostile: bool,
+    inject: tuple[str, ...] = (),
 ) -> _Sample:
     """One answer: right with probability `skill`; the format is learned early, whatever the
     problem's difficulty, so hard problems end up with groups that are all wrong."""
@@ -135,9 +134,8 @@ def _sample(
             lines[-1] = lines[-1].rsplit("=", 1)[0] + f"= {answer}."
         for _ in range(rng.randint(0, 2 + int(3 * (1 - skill)))):
             lines.insert(1 + rng.randrange(len(lines)), rng.choice(_FILLER))
-        if hostile:
-            note = f"Note {HOSTILE[1]} the text {HOSTILE[0]} {HOSTILE[2]} is only a string."
-            lines.insert(1, note)
+        if inject:
+            lines.insert(1, "Note: " + " ".join(inject) + " is only a string.")
         lines.append(f"So the answer is \\boxed{{{answer}}}.")
         text = " ".join(lines)
     pieces = token_pieces(text)
@@ -158,10 +156,17 @@ def _sample(
 
 
 def text_step(
-    rng: random.Random, step: int, steps: int, groups: int, samples: int, max_tokens: int
+    rng: random.Random,
+    step: int,
+    steps: int,
+    groups: int,
+    samples: int,
+    max_tokens: int,
+    inject: tuple[str, ...] = (),
 ) -> tuple[list[Rollout], dict[str, Any]]:
     """One step of the math run: its groups, and what they add up to (turns, action and
-    observation tokens, the share of answers that are correct and well formatted)."""
+    observation tokens, the share of answers that are correct and well formatted). With
+    `inject`, the last problem kind's prompts and some of their answers carry those strings."""
     stats: dict[str, Any] = {"turns": 0, "ac_tokens": 0, "ob_tokens": 0}
     correct = formatted = 0
     rollouts: list[Rollout] = []
@@ -169,6 +174,8 @@ def text_step(
         kind = (step * groups + g) % _KINDS
         problem = _problem(rng, kind)
         prompt = problem.question + _FORMAT
+        if inject and kind == _KINDS - 1:
+            prompt = f"The page shows the text {' '.join(inject)}. " + prompt
         # Some prompts are easy, some hard: the groups whose samples all agree come from those.
         difficulty = rng.choice((-0.5, -0.2, 0.0, 0.0, 0.1, 0.25, 0.7))
         skill = skill_at(step, steps, difficulty)
@@ -177,14 +184,14 @@ def text_step(
         prompt_len = len(token_pieces(prompt)) + 12
         trajectories: list[Trajectory] = []
         for i in range(samples):
-            hostile = kind == _KINDS - 1 and i % 3 == 0
+            carry = inject if kind == _KINDS - 1 and i % 3 == 0 else ()
             traj: MathTrajectory
             if multi_turn:
                 traj = _calculator_episode(rng, problem, skill, max_tokens, prompt)
                 stats["turns"] += 2
                 stats["ob_tokens"] += 2 * prompt_len + 8
             else:
-                s = _sample(rng, problem, skill, format_skill, max_tokens, hostile)
+                s = _sample(rng, problem, skill, format_skill, max_tokens, carry)
                 traj = {
                     "reward": s.reward,
                     "output_text": s.text,

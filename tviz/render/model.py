@@ -269,7 +269,11 @@ _SIGNAL = (
 def group_signal(
     data: RunData, chunks: list[StepChunk], roles: tuple[str, ...] = catalog.OVERVIEW_ROLES
 ) -> dict[str, Any] | None:
-    """GRPO's all-good / all-bad / mixed group fractions: logged, else counted from rollouts."""
+    """GRPO's all-good / all-bad / mixed group fractions: logged, else counted from rollouts.
+    With continuous rewards, the spread of rewards within groups instead."""
+    spread = _spread_signal(chunks)
+    if spread is not None:
+        return spread
     series: dict[str, tuple[list[int], list[float | None]]] = {}
     colors: list[str] = []
     formulas: list[str] = []
@@ -295,6 +299,29 @@ def group_signal(
     }
     title = "Group signal (share of groups, counted from rollouts)"
     return _line("signal", title, series, tuple(color for _, _, color in _SIGNAL))
+
+
+def _spread_signal(chunks: list[StepChunk]) -> dict[str, Any] | None:
+    """For continuous rewards (a distance, a score), where nearly every group is "mixed": the
+    mean standard deviation of rewards within a step's groups, GRPO's signal itself."""
+    if len({r for c in chunks for r in c.rewards}) <= 12:  # few distinct rewards: fractions
+        return None
+    spread = [c for c in chunks if c.stats.get("spread") is not None]
+    if not spread:
+        return None
+    chart = _line(
+        "signal",
+        "Group signal (reward spread within groups)",
+        {"mean std": ([c.step for c in spread], [c.stats["spread"] for c in spread])},
+        (charts.BLUE,),
+    )
+    chart["unit"] = "reward std"
+    note = (
+        "Rewards here are continuous, so nearly every group is mixed: the signal is how far "
+        "apart a group's rewards are (the mean of each group's standard deviation; 0 = none)."
+    )
+    chart["note"] = " ".join(n for n in (note, chart["note"]) if n)
+    return chart
 
 
 def reward_distribution(chunks: list[StepChunk]) -> dict[str, Any] | None:

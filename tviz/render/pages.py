@@ -15,11 +15,12 @@ import jinja2
 from markupsafe import Markup, escape
 
 from tviz import __version__, formats
-from tviz.render import model
+from tviz.render import model, panels
 from tviz.render.bundle import vega_bundle
 from tviz.render.csp import with_script_hashes
 from tviz.render.embed import jsonable, script_js, script_json
 from tviz.render.rollouts import StepChunk
+from tviz.render.table import joined
 
 # The run page's script: one feature a file in tviz/templates/run, joined in this order into
 # the page's one script, inside base.html's function scope after common.js. Each file declares
@@ -27,11 +28,17 @@ from tviz.render.rollouts import StepChunk
 # main.js (last) starts the page.
 RUN_SCRIPTS = (
     "state.js",
+    "smooth.js",
+    "format.js",
     "status.js",
     "charts.js",
+    "hover.js",
+    "panels.js",
     "toolbar.js",
     "decode.js",
     "search.js",
+    "table.js",
+    "history.js",
     "steps.js",
     "cards.js",
     "tokens.js",
@@ -46,6 +53,10 @@ CHUNKS_MARKER = "<!--tviz:chunks-->"
 
 def _chunk_tag(step: int) -> str:
     return f'<script type="application/gzip-base64" id="chunk-{step}">'
+
+
+# The samples table's rows of every kept group (see render/table.py).
+TABLE_TAG = '<script type="application/deflate-base64" id="sample-rows">'
 
 
 def _show(value: Any) -> str:
@@ -100,8 +111,16 @@ class Pages:
         )
         return with_script_hashes(html)
 
-    def run_page(self, data: Any, chunks: list[StepChunk]) -> RunPage:
-        return RunPage(self, data, chunks)
+    def run_page(
+        self, data: Any, chunks: list[StepChunk], history: dict[str, Any] | None = None
+    ) -> RunPage:
+        return RunPage(self, data, chunks, history or {})
+
+    @functools.cached_property
+    def land(self) -> Any:
+        """The coastlines maps draw (scripts/make_land.py made the file)."""
+        source = self.env.loader.get_source(self.env, "land.json")[0]  # type: ignore[union-attr]
+        return json.loads(source)
 
 
 @dataclass
@@ -111,12 +130,13 @@ class RunPage:
     pages: Pages
     data: Any  # RunData
     chunks: list[StepChunk]
+    history: dict[str, Any]  # prompt key -> [steps, mean rewards] (store_prompts)
 
     def __post_init__(self) -> None:
         self._cut: dict[tuple[int, ...] | None, list[dict[str, Any]]] = {}
         data = self.data
-        overview = model.overview_charts(data, self.chunks)
-        groups = model.metric_groups(data)
+        overview = [panels.describe(c) for c in model.overview_charts(data, self.chunks)]
+        groups = panels.arrange(model.metric_groups(data))
         descriptors = overview + [c for g in groups for c in g["charts"]]
         self.overview = overview
         self.groups = groups
@@ -130,6 +150,8 @@ class RunPage:
                     "steps": model.all_steps(data, self.chunks),
                     "charts": {d["id"]: d for d in descriptors},
                     "specs": model.line_specs(descriptors),
+                    "history": self.history,
+                    **({"land": self.pages.land} if any(c.geo for c in self.chunks) else {}),
                 }
             )
         )
@@ -157,7 +179,8 @@ class RunPage:
     def _context(self, plan: dict[int, int], caps: list[int] | None = None) -> dict[str, Any]:
         data = self.data
         long_texts = self._long_texts(caps)
-        length_unit = "tokens" if any(c.length_unit == "tokens" for c in self.chunks) else "chars"
+        tokens = any(c.length_unit == "tokens" for c in self.chunks)
+        length_unit = "tokens" if tokens else "chars"
         steps = [
             {**c.stats, "kept": min(plan.get(c.step, 0), c.n_groups), "unit": length_unit}
             for c in sorted(self.chunks, key=lambda c: -c.step)
@@ -180,6 +203,8 @@ class RunPage:
             "last_data": formats.fmt_time(data.summary.last_data_at),
             "long_texts": long_texts,
             "texts_notice": _texts_notice(long_texts),
+            "length_unit": length_unit,
+            "length_unit_long": "tokens" if tokens else "characters (no output tokens logged)",
         }
 
     def size_without_chunks(self, plan: dict[int, int], caps: list[int] | None = None) -> int:
@@ -187,13 +212,15 @@ class RunPage:
         return len(html.encode("utf-8"))
 
     def chunk_overhead(self, plan: dict[int, int]) -> int:
-        return sum(len(_chunk_tag(s)) + len("</script>\n") for s, k in plan.items() if k)
+        tags = sum(len(_chunk_tag(s)) + len("</script>\n") for s, k in plan.items() if k)
+        return tags + len(TABLE_TAG) + len("</script>\n") + 8
 
     def render(self, plan: dict[int, int], caps: list[int] | None = None) -> str:
         """The page with `plan[step]` groups of each step and each long text cut to `caps[i]`
         bytes (None: whole)."""
         html = self.pages.render("run.html", **self._context(plan, caps))
-        parts = []
+        rows = joined(c.table.body(plan.get(c.step, 0)) for c in self.chunks)
+        parts = [f"{TABLE_TAG}{rows}</script>\n"] if self.chunks else []
         for chunk in self.chunks:
             keep = plan.get(chunk.step, 0)
             if keep:

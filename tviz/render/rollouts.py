@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from tviz.render.embed import PrefixGzip, dumps
+from tviz.render.table import PrefixDeflate, group_line
 from tviz.store import Rollout, Trajectory
+from tviz.store_prompts import prompt_key
 from tviz.values import finite_number
 
 # Trajectory extras key of the sampled tokens' texts (a list of strings, one per logprob): with
@@ -42,10 +44,16 @@ class StepChunk:
     lengths: list[int]  # output length per trajectory
     length_unit: str  # "tokens" or "chars"
     packed: PrefixGzip  # the groups in the order a sample keeps them (the page sorts them)
+    table: PrefixDeflate  # the samples table's line of each group, in the same order
+    geo: bool = False  # some group has a true location (the page then draws a map)
 
     @property
     def n_groups(self) -> int:
         return self.packed.items
+
+    def cost(self, keep: int) -> int:
+        """Bytes the first `keep` groups take in the page: their rollouts and table rows."""
+        return self.size(keep) + self.table.size(keep)
 
     def encoded(self, keep: int) -> str:
         """The first `keep` groups by priority, gzip + base64."""
@@ -73,6 +81,8 @@ def encode_step(
     step: int, rollouts: list[Rollout], fingerprint: tuple[int, int], base_dir: Path | None
 ) -> StepChunk:
     groups: list[str] = []
+    lines: list[str] = []
+    geo = False
     summaries: list[tuple[float, float, bool]] = []  # (mean, spread, uniform) per group
     rewards: list[float] = []
     lengths: list[int] = []
@@ -102,8 +112,12 @@ def encode_step(
             else 0.0
         )
         summaries.append((mean, spread, uniform))
-        groups.append(dumps(_group_json(rollout, group_rewards, uniform, base_dir)))
+        group = _group_json(rollout, group_rewards, uniform, base_dir)
+        geo = geo or "gt" in group
+        groups.append(dumps(group))
+        lines.append(group_line(step, group))
     order = _priority(summaries)
+    spreads = [s[1] for s in summaries if not math.isnan(s[0])]
     n_groups = len(groups)
     stats = {
         "step": step,
@@ -116,6 +130,9 @@ def encode_step(
         "good": good,
         "bad": bad,
         "mixed": mixed,
+        # Mean of each group's reward spread (population std): the learning signal GRPO has,
+        # for continuous rewards too.
+        "spread": sum(spreads) / len(spreads) if spreads else None,
     }
     return StepChunk(
         step=step,
@@ -125,6 +142,8 @@ def encode_step(
         lengths=lengths,
         length_unit="tokens" if token_lengths else "chars",
         packed=PrefixGzip.pack([groups[i] for i in order]),
+        table=PrefixDeflate.pack([lines[i] for i in order]),
+        geo=geo,
     )
 
 
@@ -185,6 +204,7 @@ def _group_json(
     group: dict[str, Any] = {
         "g": rollout.group_idx,
         "p": prompt or "",
+        "ph": prompt_key(prompt, _text(rollout.image_path)) if prompt else "",
         "best": max(rewards) if rewards else None,
         "mean": sum(rewards) / len(rewards) if rewards else None,
         "flat": uniform,
@@ -201,10 +221,30 @@ def _group_json(
     place = ", ".join(p for p in (_text(rollout.city), _text(rollout.country)) if p)
     if place:
         group["place"] = place
+    question = _question(rollout.extras)
+    if question and question != prompt:
+        group["q"] = question
     extras = _shown_extras(rollout.extras, prompt)
     if extras:
         group["x"] = extras
     return group
+
+
+def _question(extras: Any) -> str | None:
+    """The last user message of a chat prompt (tinker-cookbook's `prompt_messages`): the
+    question itself, where the prompt's text starts with few-shot examples."""
+    messages = extras.get("prompt_messages") if isinstance(extras, dict) else None
+    if not isinstance(messages, list):
+        return None
+    for message in reversed(messages):
+        if isinstance(message, dict) and message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # content parts: keep the text ones
+                content = " ".join(
+                    str(part.get("text", "")) for part in content if isinstance(part, dict)
+                )
+            return content.strip() or None if isinstance(content, str) else None
+    return None
 
 
 def _shown_extras(extras: Any, prompt: str | None) -> dict[str, Any]:
@@ -340,17 +380,17 @@ def _read_image(image_path: Any, base_dir: Path | None) -> tuple[str | None, str
 
 
 def plan_sample(chunks: list[StepChunk], available: int) -> dict[int, int]:
-    """Groups to keep per step so the chunks fit in `available` bytes.
+    """Groups to keep per step so the chunks and their table rows fit in `available` bytes.
 
     The same number of groups for every step (the largest that fits); if even one group a
     step is too much, the oldest steps lose their rollouts.
     """
-    if sum(c.size(c.n_groups) for c in chunks) <= available:
+    if sum(c.cost(c.n_groups) for c in chunks) <= available:
         return {c.step: c.n_groups for c in chunks}
     lo, hi = 0, max((c.n_groups for c in chunks), default=0)
     while lo < hi:  # the largest k whose total fits
         mid = (lo + hi + 1) // 2
-        if sum(c.size(mid) for c in chunks) <= available:
+        if sum(c.cost(mid) for c in chunks) <= available:
             lo = mid
         else:
             hi = mid - 1
@@ -359,7 +399,7 @@ def plan_sample(chunks: list[StepChunk], available: int) -> dict[int, int]:
     plan = {c.step: 0 for c in chunks}
     left = available
     for chunk in sorted(chunks, key=lambda c: -c.step):  # newest steps first
-        cost = chunk.size(1)
+        cost = chunk.cost(1)
         if cost > left:
             break
         plan[chunk.step] = 1

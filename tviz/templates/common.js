@@ -70,7 +70,12 @@ function liveStatus(status, lastData, quietAfter) {
 
 // `ast: true`: Vega evaluates expressions with its interpreter instead of compiling them
 // with Function(), so the page's CSP needs no 'unsafe-eval'.
-function embedOptions() {
+// The run page's charts are Vega (compiled at build time) with the page's own hover and
+// tooltip: Vega's hover re-encoding and tooltip handler are off there.
+function embedOptions(mode) {
+  // No default style either: vega-embed's would make each chart an inline block, a few pixels
+  // taller once drawn, and move what is below.
+  if (mode === "vega") return { mode: "vega", renderer: "canvas", actions: false, ast: true, hover: false, tooltip: false, defaultStyle: false };
   return { mode: "vega-lite", renderer: "canvas", actions: false, ast: true, tooltip: { theme: "light" } };
 }
 

@@ -28,7 +28,29 @@ function expander(box, head, makeBody) {
   return box;
 }
 
-function groupCard(g, f) {
+// Where the groups' prompts of a step start to differ (few-shot examples, a system prompt, one
+// question for every image): each group's header shows its own words from there.
+function commonStart(groups) {
+  var texts = groups.map(function (g) { return (g.q || g.p || "").replace(/\s+/g, " "); }).filter(Boolean);
+  if (texts.length < 2) return 0;
+  var first = texts[0], n = first.length;
+  texts.forEach(function (t) { var i = 0; while (i < n && i < t.length && t[i] === first[i]) i++; n = i; });
+  if (texts.every(function (t) { return t.length === n; })) return 0;  // all the same: show it whole
+  while (n > 0 && first[n - 1] !== " ") n--;  // back to a word's start
+  return n >= 40 ? n : 0;  // a few shared words ("What is") are part of each question
+}
+
+function promptPreview(g, common) {
+  var text = (g.q || g.p || "").replace(/\s+/g, " ");
+  var shown = common > 0 && text.length > common ? "…" + text.slice(common) : text;
+  if (g.place) shown = g.place + (shown ? " · " + shown : "");
+  var box = el("span", { class: "prompt-start" + (shown ? "" : " muted"), title: g.q ? "the last user message of the prompt" : "" });
+  if (g.img) box.appendChild(el("img", { class: "thumb", src: g.img, alt: "" }));
+  box.appendChild(document.createTextNode(shown ? shown.slice(0, 300) : "(no prompt text logged)"));
+  return box;
+}
+
+function groupCard(g, f, common, step) {
   var card = el("div", { class: "group", "data-group": g.g });
   var range = state.rewardRange;
   var bars = el("div", { class: "bars", title: "one bar per trajectory, height = reward" });
@@ -42,8 +64,8 @@ function groupCard(g, f) {
     idLabel,
     el("span", { class: "group-rewards" }, ["best ", el("b", { text: fmt(g.best, 3) }), " · mean ", el("b", { text: fmt(g.mean, 3) })]),
     bars,
-    g.p ? el("span", { class: "prompt-start", text: g.p.slice(0, 300).replace(/\s+/g, " ") })
-      : el("span", { class: "prompt-start muted", text: "(no prompt text logged)" }),
+    promptPreview(g, common || 0),
+    historyButton(g, step) || el("span", { class: "history-none" }),
   ]);
   return expander(card, head, function () { return groupBody(g, f); });
 }

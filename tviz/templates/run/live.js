@@ -12,6 +12,10 @@ function liveUpdate(doc, blocks) {
   var roll = JSON.parse(doc.getElementById("rollout-data").textContent);
   if (Object.keys(page.charts).join("\n") !== Object.keys(state.page.charts).join("\n")) return false;
   if (!doc.getElementById("rollouts") !== !$("#rollouts")) return false;
+  // A metric that never changed is a value, not a panel: one more (or one that now changes)
+  // reshapes the page too.
+  var constants = function (root) { return $$(".metrics .constant", root).map(function (n) { return n.dataset.name; }).join("\n"); };
+  if (constants(doc) !== constants(document)) return false;
   var old = state.page;
   state.page = page;
   // Header, config, other values: server-rendered text, swapped where it changed.
@@ -21,6 +25,10 @@ function liveUpdate(doc, blocks) {
   $$("figure.panel[data-panel]").forEach(function (fig) {
     var other = doc.querySelector('figure.panel[data-panel="' + CSS.escape(fig.dataset.panel) + '"]');
     swapChild(fig, other, ".panel-note");
+  });
+  $$(".metrics .constant").forEach(function (mine, i) {
+    var theirs = $$(".metrics .constant", doc)[i];
+    if (theirs && mine.textContent !== theirs.textContent) mine.replaceWith(document.importNode(theirs, true));
   });
   followReplay();
   Object.keys(state.drawn).forEach(function (id) {
@@ -93,6 +101,14 @@ function updateRollouts(doc, roll, blocks) {
     if (!blocks.has(node.id)) { node.remove(); changed.add(Number(node.id.slice(6))); }
   });
   changed.forEach(function (step) { state.decoded.delete(step); });
+  // The samples table's rows (a block before the steps' chunks, so it is in `doc`).
+  var rows = document.getElementById("sample-rows"), newRows = doc.getElementById("sample-rows");
+  if (rows && newRows && rows.textContent !== newRows.textContent) {
+    rows.textContent = newRows.textContent;
+    var loaded = table.loading !== null;
+    table.loading = null;
+    if (loaded) loadTable();
+  }
   state.roll.steps.forEach(function (s) {
     var node = state.stepNodes.get(s.step);
     if (!node || before.get(s.step) === JSON.stringify(s)) return;

@@ -42,22 +42,37 @@ function applyFilters(only) {
   if (!f.q && f.lo === -Infinity && f.hi === Infinity) {
     state.searchMatches = null;
     status.textContent = "";
+    table.hits = null;
+    filterTable();
     renderSteps(); refill();
     return;
   }
+  if (!f.q) { table.hits = null; filterTable(); }  // a reward range alone needs no text
   status.textContent = "Searching…";
   // Searching needs every step's text: decompress them all (once; they stay decoded).
   var kept = state.roll.steps.filter(function (s) { return s.kept > 0; });
   Promise.all(kept.map(function (s) { return decodeStep(s.step).then(function (g) { return [s.step, g]; }); }))
     .then(function (pairs) {
       if (run !== state.searchRun) return;
-      var matches = new Set(), groups = 0;
+      var matches = new Map(), groups = 0, hits = new Set();
       pairs.forEach(function (pair) {
-        var n = pair[1].filter(function (g) { return groupMatches(g, f); }).length;
-        if (n) { matches.add(pair[0]); groups += n; }
+        var n = 0;
+        pair[1].forEach(function (g) {
+          if (!groupMatches(g, f)) return;
+          n++;
+          var inPrompt = textMatches(g.p, f.q);
+          g.t.forEach(function (t) {  // the samples table's rows that match
+            if (trajVisible(t, f) && (inPrompt || textMatches(t.o, f.q) || (t.turns && textMatches(JSON.stringify(t.turns), f.q)))) {
+              hits.add(pair[0] + ":" + g.g + ":" + t.i);
+            }
+          });
+        });
+        if (n) { matches.set(pair[0], n); groups += n; }
       });
       state.searchMatches = matches;
       status.textContent = groups + " groups in " + matches.size + " steps match";
+      table.hits = f.q ? hits : null;
+      filterTable();
       renderSteps(); refill();
     });
 }

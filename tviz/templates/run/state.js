@@ -9,6 +9,7 @@ const state = {
   smooth: 0,  // the toolbar's smoothing, log scale, replay step (null: latest)
   log: false,
   upto: null,
+  zoom: null,  // [first, last] step every step chart shows, or null: the whole run
   replayBanner: null,
   replayFrame: 0,
   drawn: Object.create(null),  // chart id -> its Vega view
@@ -17,7 +18,7 @@ const state = {
   decoded: new Map(),  // step -> Promise of its groups
   stepNodes: new Map(),  // step -> <details>
   shownSteps: PAGE_SIZE,
-  searchMatches: null,  // null, or Set of steps matching the current search
+  searchMatches: null,  // null, or Map of steps matching the current search -> matching groups
   searchRun: 0,
   searchTimer: 0,
 };

@@ -7,6 +7,12 @@ function visibleSteps() {
   });
 }
 
+// "8 groups", or while a search or reward filter is on, "3 of 8 groups match".
+function groupsText(s) {
+  var n = state.searchMatches === null ? undefined : state.searchMatches.get(s.step);
+  return n === undefined ? fmt(s.groups) + " groups" : fmt(n) + " of " + fmt(s.groups) + " groups match";
+}
+
 // One fixed-width cell per figure (see .step > summary in the CSS), so the columns line up
 // from step to step whatever the numbers; the optional cells are always there, maybe empty.
 function stepSummary(s) {
@@ -18,7 +24,7 @@ function stepSummary(s) {
     : "";
   return el("summary", {}, [
     el("span", { class: "step-title", text: "Step " + s.step.toLocaleString("en-US") }),
-    stat("stat-groups", "", fmt(s.groups), " groups"),
+    el("span", { class: "stat stat-groups", title: "groups in this step", text: groupsText(s) }),
     stat("stat-samples", "", fmt(s.traj), " samples"),
     stat("stat-best", "best ", fmt(s.best, 3)),
     stat("stat-mean", "mean ", fmt(s.mean, 3)),
@@ -40,7 +46,10 @@ function renderSteps() {
   var prev = null;
   wanted.forEach(function (s) {
     var node = state.stepNodes.get(s.step);
-    if (!node) {
+    if (node) {
+      var count = $(".stat-groups", node);
+      if (count.textContent !== groupsText(s)) count.textContent = groupsText(s);
+    } else {
       node = el("details", { class: "step", "data-step": s.step }, [stepSummary(s), el("div", { class: "step-body" })]);
       node.addEventListener("toggle", function () { if (node.open) fillStep(node, stepOf(node)); });
       state.stepNodes.set(s.step, node);
@@ -85,10 +94,11 @@ function fillStep(node, s) {
       out.appendChild(el("p", { class: "hidden-note", text: "Showing " + s.kept + " of " + s.groups + " groups (best, worst and mixed ones): the page's size budget left the rest out." }));
     }
     var shown = 0;
+    var common = commonStart(groups);
     groups.forEach(function (g) {
       if (!groupMatches(g, f)) return;
       shown++;
-      out.appendChild(groupCard(g, f));
+      out.appendChild(groupCard(g, f, common, s.step));
     });
     if (!shown) out.appendChild(el("p", { class: "muted", text: "No group of this step matches the search or reward filter." }));
     body.replaceChildren(out);
@@ -136,5 +146,20 @@ function openStep(step, lastStep) {
   var node = state.stepNodes.get(target.step);
   if (!node) return;
   node.open = true;
-  node.scrollIntoView({ behavior: "smooth", block: "start" });
+  // Its header lands just below the sticky toolbar (the CSS' scroll-margin-top), at once (a
+  // smooth scroll across a long page can end off its mark when the page moves meanwhile),
+  // and flashes so the eye finds it.
+  node.scrollIntoView({ block: "start" });
+  node.classList.remove("flash");
+  void node.offsetWidth;  // restart the animation
+  node.classList.add("flash");
+  clearTimeout(node.flashTimer);
+  node.flashTimer = setTimeout(function () { node.classList.remove("flash"); }, 2600);
+  // Once filled (its body grows below the header), make sure the header is still in place.
+  decodeStep(target.step).then(function () {
+    requestAnimationFrame(function () {
+      var top = node.getBoundingClientRect().top, bar = $("#toolbar").getBoundingClientRect().bottom;
+      if (top < bar - 1 || top > bar + 40) node.scrollIntoView({ block: "start" });
+    });
+  });
 }

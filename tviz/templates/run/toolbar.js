@@ -1,16 +1,31 @@
-// Toolbar: smoothing, log scale, replay.
+// Toolbar: smoothing (on by default for long runs, and the page says so), log scale, replay,
+// the zoom's reset.
 
 function startToolbar() {
   var smoothing = $("#smoothing");
+  var byDefault = defaultSmoothing(state.page.steps.length);
+  function showSmoothing() {
+    $("#smoothing-value").textContent = state.smooth > 0 ? state.smooth.toFixed(2) : "off";
+    var note = $("#smoothing-note");
+    if (note) {
+      note.hidden = !(byDefault > 0 && state.smooth === byDefault);
+      note.textContent = "Lines are smoothed by default for a run of " + fmt(state.page.steps.length) +
+        " steps (moving average " + byDefault.toFixed(2) + "; raw values faint): set Smoothing to 0 for the raw lines.";
+    }
+  }
+  state.smooth = byDefault;
+  smoothing.value = String(byDefault);
+  showSmoothing();
   smoothing.addEventListener("input", function () {
     state.smooth = Number(smoothing.value);
-    $("#smoothing-value").textContent = state.smooth > 0 ? state.smooth.toFixed(2) : "off";
+    showSmoothing();
     refreshAll();
   });
   $("#logscale").addEventListener("change", function (e) {
     state.log = e.target.checked;
     redrawAll();
   });
+  $("#zoom-reset").addEventListener("click", resetZoom);
 
   var replay = $("#replay"), steps = state.page.steps;
   replay.max = Math.max(0, steps.length - 1);
@@ -22,6 +37,10 @@ function startToolbar() {
     replay.value = replay.max;
     setReplay(replay.max);
   });
+  // Sections land below the sticky toolbar, whatever its height at this width.
+  var setHeight = function () { document.documentElement.style.setProperty("--toolbar-h", $("#toolbar").offsetHeight + "px"); };
+  setHeight();
+  window.addEventListener("resize", setHeight);
 }
 
 function setReplay(index) {

@@ -41,8 +41,8 @@ function visionBlock(g) {
   return box;
 }
 
-// Truth and every prediction on a plain lat/lon grid (no map tiles: the page loads nothing),
-// zoomed to fit them, with degree labels and a scale bar.
+// Truth and every prediction on a lat/lon grid with coastlines (Natural Earth's, embedded in the
+// page: it loads nothing), zoomed to fit them, with degree labels and a scale bar.
 function miniMap(g) {
   var NS = "http://www.w3.org/2000/svg", W = 360, H = 220, PAD = 18;
   function svg(tag, attrs, text) {
@@ -70,6 +70,8 @@ function miniMap(g) {
   function xy(lat, dlon) { return [W / 2 + (dlon * k - cx) * scale, H / 2 - (lat - cy) * scale]; }
   function unxy(x, y) { return [cy - (y - H / 2) / scale, (cx + (x - W / 2) / scale) / k]; }
   var root = svg("svg", { width: W, height: H, viewBox: "0 0 " + W + " " + H, class: "map", role: "img", "aria-label": "predicted and true locations" });
+  var coast = landPath(lon0, function (lat, dlon) { return xy(lat, dlon); });
+  if (coast) root.appendChild(svg("path", { d: coast, class: "land" }));
   // Grid lines every `step` degrees, about four across.
   var nice = [0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30, 45, 90];
   var step = nice.find(function (s) { return Math.max(W / scale / k, H / scale) / s <= 6; }) || 90;
@@ -112,4 +114,24 @@ function miniMap(g) {
   root.appendChild(ring);
   root.appendChild(svg("circle", { cx: truth[0], cy: truth[1], r: 1.5, fill: "#1f2430" }));
   return root;
+}
+
+// The land as one SVG path in the map's projection. Longitudes are taken relative to the
+// truth's (as the points are), so a ring is cut where it crosses the far side of the world.
+function landPath(lon0, project) {
+  var land = ownGet(state.page, "land"), rings = land && Array.isArray(land.rings) ? land.rings : [];
+  var d = [];
+  rings.forEach(function (ring) {
+    if (!Array.isArray(ring)) return;
+    var lon = 0, lat = 0, prev = null;
+    for (var i = 0; i + 1 < ring.length; i += 2) {
+      lon += ring[i]; lat += ring[i + 1];
+      var dlon = ((lon / 10 - lon0 + 540) % 360) - 180, p = project(lat / 10, dlon);
+      if (!isFinite(p[0]) || !isFinite(p[1])) continue;
+      d.push((prev === null || Math.abs(dlon - prev) > 180 ? "M" : "L") + p[0].toFixed(1) + "," + p[1].toFixed(1));
+      prev = dlon;
+    }
+    if (d.length) d.push("Z");
+  });
+  return d.join("");
 }
