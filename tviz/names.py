@@ -63,16 +63,32 @@ _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
 
 def run_slug(name: str | None, run_id: str) -> str:
-    """A file name for a run's page, safe whatever the name holds, unique by its id."""
-    safe_id = _UNSAFE.sub("-", str(run_id)).strip("-.") or "run"
+    """A file name for a run's page: safe whatever the name holds, and its own for every id.
+
+    An id that is already a safe lowercase file name is used as it is, so pages keep the names
+    they always had. Any other id (one the sanitising changes, one with capitals, one over 160
+    characters) also gets a short hash of itself: `exp/1` and `exp-1`, two ids of non-Latin
+    letters, `Run` and `run` (on a file system that ignores case) never share a page, and a
+    page's name depends on its own run alone, so adding runs never renames it.
+    """
+    import hashlib  # here, not at the top: this module's other names are edited elsewhere
+
+    raw = str(run_id)
+    safe_id = _UNSAFE.sub("-", raw).strip("-.")
     base = _UNSAFE.sub("-", str(name or "")).strip("-.")[:60].rstrip("-.")
+    if not safe_id or safe_id != raw or raw != raw.lower() or len(safe_id) > 160:
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()[:8]
+        short = safe_id[:160].rstrip("-.") or "run"
+        if base == safe_id:
+            base = ""
+        safe_id = f"{short}-{digest}"
     if not base or base == safe_id:
         return safe_id
     return f"{base}-{safe_id}"
 
 
 def run_page(name: str | None, run_id: str) -> str:
-    """A run's page, relative to the site's folder."""
+    """A run's page, relative to the site's folder (see `run_slug`)."""
     return f"runs/{run_slug(name, run_id)}.html"
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from tviz.store import RunData, RunSummary
 INDEX_POINTS = 300
 # Calendar days the tokens chart fills with zeros between active days (a year of bars at most).
 MAX_FILLED_DAYS = 366
+# A day the tokens chart can place ('YYYY-MM-DD', years 1000 to 9999).
+_ISO_DAY = re.compile(r"[1-9]\d{3}-\d{2}-\d{2}")
 
 
 @dataclass(frozen=True)
@@ -36,9 +39,9 @@ def tokens_per_day(by_day: dict[str, int]) -> list[dict[str, Any]]:
     """Rows for the tokens-per-day bars from `Store.tokens_by_day()` ({'YYYY-MM-DD': tokens},
     by each step's own time). Days without tokens between the first and the last are filled
     with zeros, so a pause shows as a gap, unless that would mean more than MAX_FILLED_DAYS."""
-    if not by_day:
+    days = sorted(d for d in by_day if _ISO_DAY.fullmatch(d))
+    if not days:
         return []
-    days = sorted(by_day)
     first, last = dt.date.fromisoformat(days[0]), dt.date.fromisoformat(days[-1])
     if (last - first).days < MAX_FILLED_DAYS:
         days = [(first + dt.timedelta(days=i)).isoformat() for i in range((last - first).days + 1)]
@@ -55,12 +58,14 @@ def render_index(
     db_name: str,
     tokens_by_day: dict[str, int],
     built: set[str] | None = None,
+    page_of: dict[str, str] | None = None,
 ) -> str:
     """The index page; `tokens_by_day` is `Store.tokens_by_day()` of the same snapshot.
 
-    Runs whose ids are in `built` (None: all) link to their pages; the others are listed
-    without a link and marked "not built".
+    Runs whose ids are in `built` (None: all) link to their pages (`page_of[id]`, by default
+    `RunSummary.page`); the others are listed without a link and marked "not built".
     """
+    page_of = page_of or {}
     runs = [e.summary for e in entries]
     metric_names = sorted({n for e in entries for n in e.metrics})
     default = next((e.reward_metric for e in entries if e.reward_metric), None)
@@ -70,7 +75,7 @@ def render_index(
         {
             "id": r.id,
             "name": r.name,
-            "href": r.page if built is None or r.id in built else None,
+            "href": page_of.get(r.id, r.page) if built is None or r.id in built else None,
             "status": r.status,
             "lastData": r.last_data_at,
             "model": r.model,

@@ -4,21 +4,30 @@
 every step's encoded rollouts (keyed by `Store.rollout_index` fingerprints) and every run's
 index entry (keyed by `Store.versions`), so re-rendering a run that gained one step reads and
 encodes that step only.
+
+One run never breaks the others: a run whose page cannot be made (data no page can show) is
+left out with a notice, and the other pages and the index are written. Only a problem with
+the file itself (locked, gone, unreadable) or the disk stops a build.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from markupsafe import escape
+
 from tviz.names import DEFAULT_BUDGET_BYTES
 from tviz.render.index import IndexEntry, index_entry, render_index
 from tviz.render.pages import Pages, fair_caps
 from tviz.render.rollouts import StepChunk, encode_steps, plan_sample
-from tviz.store import RunData, RunSummary, Store
+from tviz.store import RunData, RunNotFound, RunSummary, Store, StoreError
+from tviz.store_prompts import prompt_history
 
 # progress(done, total, run): called after each run page is written.
 Progress = Callable[[int, int, RunSummary], None]
@@ -27,8 +36,9 @@ Progress = Callable[[int, int, RunSummary], None]
 @dataclass
 class BuildReport:
     written: list[Path] = field(default_factory=list)
-    runs: list[RunSummary] = field(default_factory=list)
+    runs: list[RunSummary] = field(default_factory=list)  # those whose page was written
     notices: dict[str, str] = field(default_factory=dict)  # run id -> what was left out
+    failed: list[str] = field(default_factory=list)  # run ids whose page could not be made
 
 
 @dataclass
@@ -73,11 +83,20 @@ class SiteBuilder:
                     if run not in targets:
                         targets.append(run)
             versions = store.versions()
+            pages = page_names(runs)
             for run_id in set(self._runs) - set(versions):  # deleted runs
                 self._runs.pop(run_id, None)
                 self._index.pop(run_id, None)
             for done, run in enumerate(targets, 1):
-                path, data, notice = self._build_run(store, run.id)
+                try:
+                    path, data, notice = self._build_run(store, run.id, pages[run.id])
+                except Exception as exc:
+                    if _about_the_file(exc):
+                        raise
+                    self._runs.pop(run.id, None)  # its caches may hold what broke it
+                    report.failed.append(run.id)
+                    report.notices[run.id] = f"page not built: {_reason(exc)}"
+                    continue
                 report.written.append(path)
                 report.runs.append(data.summary)
                 if notice:
@@ -90,20 +109,30 @@ class SiteBuilder:
                 version = versions.get(run.id, ())
                 cached = self._index.get(run.id)
                 if cached is None or cached[0] != version:
-                    cached = (version, index_entry(store.load_run(run.id, rollout_steps=())))
+                    cached = (version, self._index_entry(store, run))
                     self._index[run.id] = cached
                 entries.append(cached[1])
             by_day = store.tokens_by_day()
         # Link only the pages that are there: `--run X` builds some, earlier builds may have
         # left others. Decided by the folder after this build, the same way every time.
-        built = {e.summary.id for e in entries if (self.out_dir / e.summary.page).is_file()}
-        html = render_index(self._pages, entries, self.db_path.name, by_day, built)
+        built = {e.summary.id for e in entries if (self.out_dir / pages[e.summary.id]).is_file()}
+        html = render_index(self._pages, entries, self.db_path.name, by_day, built, pages)
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
 
-    def _build_run(self, store: Store, run_id: str) -> tuple[Path, RunData, str]:
+    @staticmethod
+    def _index_entry(store: Store, run: RunSummary) -> IndexEntry:
+        """The run's row and metrics for the index; just its row if its data cannot be read."""
+        try:
+            return index_entry(store.load_run(run.id, rollout_steps=()))
+        except Exception as exc:
+            if _about_the_file(exc):
+                raise
+            return IndexEntry(run, None, {})
+
+    def _build_run(self, store: Store, run_id: str, page: str) -> tuple[Path, RunData, str]:
         cache = self._runs.setdefault(run_id, _RunCache())
-        with store.snapshot():  # the index and the data from the same moment
+        with store.snapshot() as conn:  # the index and the data from the same moment
             fingerprints = store.rollout_index(run_id)
             for step in set(cache.chunks) - set(fingerprints):
                 del cache.chunks[step]
@@ -113,18 +142,22 @@ class SiteBuilder:
                 if cache.chunks.get(s) is None or cache.chunks[s].fingerprint != fp
             ]
             data = store.load_run(run_id, rollout_steps=stale)
+            history = prompt_history(conn, run_id)
         cache.chunks.update(encode_steps(data.rollouts, fingerprints, self.db_path.parent))
         chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
-        html, notice = self._render_within_budget(data, chunks)
-        path = write_atomic(self.out_dir / data.summary.page, html)
+        html, notice = self._render_within_budget(data, chunks, history)
+        path = write_atomic(self.out_dir / page, html)
         return path, data, notice
 
-    def _render_within_budget(self, data: RunData, chunks: list[StepChunk]) -> tuple[str, str]:
+    def _render_within_budget(
+        self, data: RunData, chunks: list[StepChunk], history: dict | None = None
+    ) -> tuple[str, str]:
         """The page, its long texts cut short and its rollouts sampled if the whole would
         pass the budget."""
-        page = self._pages.run_page(data, chunks)
+        page = self._pages.run_page(data, chunks, history)
         full = {c.step: c.n_groups for c in chunks}
         text_sizes = page.long_text_sizes()
+        banner = _data_notice(data.notices)
         # The page around the chunks and texts barely depends on the plan (a few numbers, the
         # notices): keep a margin for that instead of rendering again. Measured with every
         # long text left out, so their "left out" notes are counted too.
@@ -132,6 +165,7 @@ class SiteBuilder:
             self.budget_bytes
             - page.size_without_chunks(full, [0] * len(text_sizes))
             - page.chunk_overhead(full)
+            - len(banner.encode("utf-8"))
             - 4_096
         )
         rollouts = sum(c.size(c.n_groups) for c in chunks)
@@ -140,9 +174,65 @@ class SiteBuilder:
         caps = fair_caps(text_sizes, max(room // 2, room - rollouts))
         texts = sum(text_sizes if caps is None else map(min, text_sizes, caps))
         plan = plan_sample(chunks, room - texts)
-        html = page.render(plan, caps)
-        notice = " ".join(n for n in (page.notice(plan), page.texts_notice(caps)) if n)
-        return html, notice
+        html = _with_banner(page.render(plan, caps), banner)
+        notices = (page.notice(plan), page.texts_notice(caps), *data.notices)
+        return html, " ".join(n for n in notices if n)
+
+
+def page_names(runs: Iterable[RunSummary]) -> dict[str, str]:
+    """Run id -> its page (`RunSummary.page`), no two alike even where case is ignored.
+
+    `run_slug` gives every id a name of its own, but a run's name stands in front of its id,
+    so `a` + `b-c` and `a-b` + `c` meet; so may a hashed id and an id written like it. Then the
+    run that started first keeps its page and the other gets a hash of its id added: adding
+    runs does not rename the pages that were there.
+    """
+    taken: set[str] = set()
+    out: dict[str, str] = {}
+    ordered = sorted(runs, key=lambda r: (r.started_at is None, r.started_at or 0.0, r.id))
+    for run in ordered:
+        page = run.page
+        if page.casefold() in taken:
+            digest = hashlib.sha256(run.id.encode("utf-8", "surrogatepass")).hexdigest()
+            stem = page.removesuffix(".html")
+            n = 8
+            while f"{stem}-{digest[:n]}.html".casefold() in taken and n < len(digest):
+                n += 1
+            page = f"{stem}-{digest[:n]}.html"
+        taken.add(page.casefold())
+        out[run.id] = page
+    return out
+
+
+def _about_the_file(exc: BaseException) -> bool:
+    """Whether `exc` is about the database or the disk (stop the build; watch retries) rather
+    than about one run's data (leave that run out)."""
+    if isinstance(exc, RunNotFound) or "Could not decode" in str(exc):  # text not UTF-8
+        return False
+    return isinstance(exc, (StoreError, sqlite3.Error, OSError, MemoryError))
+
+
+def _reason(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    text = text if len(text) <= 200 else text[:199] + "…"
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _data_notice(notices: list[str]) -> str:
+    """The page's paragraph on what of the run's data it cannot show ('' when nothing)."""
+    if not notices:
+        return ""
+    return f'<p class="notice" id="data-notice">{escape(" ".join(notices))}</p>\n'
+
+
+def _with_banner(html: str, banner: str) -> str:
+    """`banner` at the top of the page's <main> (the template's own; user text in the page is
+    escaped, so it cannot hold the tag)."""
+    at = html.find("<main>")
+    if not banner or at < 0:
+        return html
+    at += len("<main>")
+    return f"{html[:at]}\n{banner}{html[at:]}"
 
 
 def build_site(

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import socket
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,6 +34,9 @@ from tviz.watch.inject import VERSION_HEADER, VERSION_PATH, inject_reload
 # at once, not one poll interval after the rebuild (150 ms on average at 300 ms).
 REBUILD_HOLD_S = 2.0
 _LOOPBACK_NAMES = ("localhost", "127.0.0.1", "::1")
+# No file system takes a longer name or path: longer ones are answered without looking.
+MAX_SEGMENT_BYTES = 255
+MAX_PATH_BYTES = 4096
 
 
 class WatchError(Exception):
@@ -62,6 +66,10 @@ class ReportServer(ThreadingHTTPServer):
     # are daemons, so they end with the process.
     daemon_threads = True
     block_on_close = False
+    # The listen queue. Python's default of 5 drops connections when a page's few requests
+    # from several tabs or people arrive at once: the browser then waits for its SYN retry
+    # (1 s, 3 s, ...). The kernel caps this at net.core.somaxconn.
+    request_queue_size = 1024
 
     def __init__(
         self, host: str, port: int, root: Path, *, db_path: Path | None = None, poll_ms: int = 300
@@ -106,6 +114,13 @@ class ReportServer(ThreadingHTTPServer):
         self.server_address = self.socket.getsockname()
         self.server_name, self.server_port = str(self.server_address[0]), self.server_address[1]
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """One line, naming neither the request nor the file: socketserver's default prints a
+        traceback holding whatever path the requester chose."""
+        kind = sys.exc_info()[0]
+        name = kind.__name__ if kind is not None else "error"
+        print(f"tviz watch: a request could not be answered ({name})", file=sys.stderr)
+
     def host_allowed(self, header: str | None) -> bool:
         """Refuse DNS rebinding: a page of evil.example whose name now points at 127.0.0.1
         still sends `Host: evil.example:PORT`."""
@@ -146,9 +161,10 @@ class ReportServer(ThreadingHTTPServer):
 
         Refused outright: encoded slashes and backslashes (they let one segment act as
         several), NUL, escapes that are not UTF-8, `.` and `..` segments, hidden names (the
-        builder's temp files), and anything whose real path, symlinks followed, leaves the root.
+        builder's temp files), names or paths longer than a file system takes, and anything
+        whose real path, symlinks followed, leaves the root.
         """
-        if not url_path.startswith("/") or "\\" in url_path:
+        if not url_path.startswith("/") or "\\" in url_path or len(url_path) > MAX_PATH_BYTES:
             return None
         if re.search(r"%(2f|5c|00)", url_path, re.IGNORECASE):
             return None
@@ -158,16 +174,18 @@ class ReportServer(ThreadingHTTPServer):
             return None
         if any(p.startswith(".") or "\x00" in p or "\\" in p for p in parts):
             return None
+        if any(len(p.encode("utf-8")) > MAX_SEGMENT_BYTES for p in parts):
+            return None
         target = self.root.joinpath(*parts)
-        if target.is_dir():
-            target = target / "index.html"
         try:
+            if target.is_dir():
+                target = target / "index.html"
             # Resolved last, after index.html was added: a symlinked index.html that points out
             # of the root is refused like any other.
             real = target.resolve(strict=True)
-        except (OSError, RuntimeError):
-            return None
-        if self.root not in real.parents or not real.is_file():
+            if self.root not in real.parents or not real.is_file():
+                return None
+        except (OSError, RuntimeError, ValueError):  # a path the system cannot take
             return None
         # Only the pages the builder writes: never the database (`tviz demo --out X` keeps it
         # in X), its -wal, or whatever else shares the folder.
@@ -258,6 +276,9 @@ class ReportHandler(BaseHTTPRequestHandler):
         # browser sends the right Host: refuse what browsers mark as coming from elsewhere.
         if self.headers.get("Sec-Fetch-Site", "none") not in ("none", "same-origin"):
             self._send(HTTPStatus.FORBIDDEN, b"cross-site request\n", head=head)
+            return
+        if len(self.path) > MAX_PATH_BYTES:
+            self._send(HTTPStatus.REQUEST_URI_TOO_LONG, b"path too long\n", head=head)
             return
         try:
             url = urlsplit(self.path)

@@ -57,9 +57,11 @@ def import_cookbook_run(
         result.run_name = imported.name
     plan = plan_import(folder, imported)
     if imported is not None and plan.empty:
+        result.warnings += folder.problems.lines()
         return result  # opening a logger would touch the run's row: leave it as it is
 
     write_plan(plan, folder, result)
     if result.skipped_lines:
         result.warnings.append(f"skipped {result.skipped_lines} malformed JSON line(s)")
+    result.warnings += folder.problems.lines()
     return result

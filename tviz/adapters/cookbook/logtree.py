@@ -9,14 +9,14 @@ text, and formatters (conversations) put structured data in "data". `scope_heade
 from __future__ import annotations
 
 import html
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tviz.adapters.cookbook.files import parse_int, parse_number
+from tviz.adapters.cookbook.files import loads, parse_int, parse_number, read_regular
+from tviz.adapters.cookbook.result import Problems
 
 __all__ = [
     "Block",
@@ -118,7 +118,7 @@ def _collect(nodes: list[Any], content: _Content, title: str = "") -> None:
             continue
         data = node.get("data")
         if isinstance(data, dict) and data.get("type") == "conversation":
-            content.conversations.append((title, list(data.get("messages") or ())))
+            content.conversations.append((title, _messages(data.get("messages"))))
             continue
         tag = node.get("tag")
         cls = str((node.get("attrs") or {}).get("class", ""))
@@ -145,6 +145,16 @@ def _collect(nodes: list[Any], content: _Content, title: str = "") -> None:
 # -- conversations --------------------------------------------------------------------------------
 
 
+def _messages(value: Any) -> list[dict[str, Any]]:
+    """A conversation's messages as dicts: one stored as a plain string is its content, a
+    single message stands for a list of one, anything else is no message."""
+    if isinstance(value, (str, dict)):
+        value = [value]
+    if not isinstance(value, list):
+        return []
+    return [m if isinstance(m, dict) else {"content": m} for m in value if m is not None]
+
+
 def _content_text(content: Any) -> str:
     """A message's content (a string or a list of parts) as text."""
     if isinstance(content, str):
@@ -168,7 +178,9 @@ def _content_text(content: Any) -> str:
 
 def _message_text(message: dict[str, Any]) -> str:
     text = _content_text(message.get("content"))
-    for call in message.get("tool_calls") or ():
+    calls = message.get("tool_calls")
+    calls = [calls] if isinstance(calls, dict) else calls if isinstance(calls, list) else []
+    for call in calls:
         function = call.get("function", call) if isinstance(call, dict) else {}
         name = function.get("name", "tool") if isinstance(function, dict) else "tool"
         args = function.get("arguments", "") if isinstance(function, dict) else ""
@@ -320,15 +332,22 @@ def logged_groups(tree: dict[str, Any]) -> list[LoggedGroup]:
     return groups
 
 
-def read_logtree(path: Path) -> tuple[list[LoggedGroup], int]:
+def read_logtree(path: Path, problems: Problems | None = None) -> tuple[list[LoggedGroup], int]:
     """The logged groups of a train_logtree.json, and 1 if the file could not be read as one.
 
-    A missing file logs no group; one that is not JSON, or not a logtree's shape, counts as one
-    line left out.
+    A missing file logs no group; one that is not JSON, nested too deep, or not a logtree's
+    shape, counts as one line left out; one that is not a regular file or cannot be read is
+    said in `problems`.
     """
     if not path.exists():
         return [], 0
     try:
-        return logged_groups(json.loads(path.read_bytes())), 0
-    except (ValueError, AttributeError, TypeError):
+        data = read_regular(path)
+    except OSError as exc:
+        if problems is not None:
+            problems.unreadable(path, exc)
+        return [], 0
+    try:
+        return logged_groups(loads(data)), 0
+    except (ValueError, AttributeError, TypeError, RecursionError):
         return [], 1

@@ -120,7 +120,7 @@ def _iteration_done(path: Path, is_last: bool, exports: bool) -> bool:
 
 def _new_iterations(folder: RunFolder, done_steps: set[int]) -> list[tuple[int, Path]]:
     exports = bool((folder.config or {}).get("rollout_json_export", True))
-    iterations = iteration_dirs(folder.path)
+    iterations = iteration_dirs(folder.path, folder.problems)
     return [
         (i, path)
         for n, (i, path) in enumerate(iterations)

@@ -1,16 +1,54 @@
 """What an import reports: its `ImportResult`, or a `CookbookImportError` for a folder it cannot
-import."""
+import, and the `Problems` it met on the way (said once per kind, never as a traceback)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["CookbookImportError", "ImportResult"]
+__all__ = ["CookbookImportError", "ImportResult", "NotRegularFile", "Problems"]
 
 
 class CookbookImportError(Exception):
     """The directory cannot be imported; the message is one line for a person."""
+
+
+class NotRegularFile(OSError):
+    """A name the importer reads is not a regular file (a FIFO would block the read for
+    ever; a device may never end)."""
+
+
+class Problems:
+    """What an import left out or could not use, by kind: `lines()` says each kind in one line
+    with the first few things it concerns."""
+
+    SHOWN = 3
+
+    def __init__(self) -> None:
+        self.items: dict[str, list[str]] = {}
+
+    def add(self, kind: str, item: str) -> None:
+        self.items.setdefault(kind, []).append(item)
+
+    def unreadable(self, path: Path, exc: OSError) -> None:
+        """A file that could not be read: not a regular file (a FIFO, which would block for
+        ever, a device, a folder), or refused by the system."""
+        shown = path.name
+        if path.parent.name.startswith("iteration_"):
+            shown = f"{path.parent.name}/{shown}"
+        if isinstance(exc, NotRegularFile):
+            self.add("skipped what is not a regular file (a FIFO, a device or a folder)", shown)
+        else:
+            self.add("skipped files that could not be read", f"{shown} ({exc.strerror or exc})")
+
+    def lines(self) -> list[str]:
+        out = []
+        for kind, items in self.items.items():
+            shown = ", ".join(items[: self.SHOWN])
+            if len(items) > self.SHOWN:
+                shown += f" and {len(items) - self.SHOWN:,} more"
+            out.append(f"{kind}: {shown}")
+        return out
 
 
 @dataclass

@@ -11,8 +11,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from tviz.adapters.cookbook.files import parse_int, parse_number, read_summaries
+from tviz.adapters.cookbook.files import is_whole_number, parse_int, parse_number, read_summaries
 from tviz.adapters.cookbook.logtree import Block, LoggedGroup, conversation_text, read_logtree
+from tviz.adapters.cookbook.result import Problems
 from tviz.records import Rollout, Trajectory, Turn
 
 __all__ = ["CookbookRollout", "CookbookTrajectory", "read_iteration_rollouts"]
@@ -44,10 +45,11 @@ class CookbookRollout(Rollout, total=False):
 
 
 def _signature(turns: list[tuple[Any, Any, Any]]) -> tuple:
-    return tuple(
-        (parse_int(ob), parse_int(ac), None if parse_number(r) is None else round(float(r), 3))
-        for ob, ac, r in turns
-    )
+    return tuple((parse_int(ob), parse_int(ac), _rounded(parse_number(r))) for ob, ac, r in turns)
+
+
+def _rounded(reward: float | None) -> float | None:
+    return None if reward is None else round(reward, 3)
 
 
 def match_logged_groups(
@@ -173,8 +175,9 @@ def _trajectory(
     steps = record["steps"]
     step_rewards = [parse_number(s.get("reward")) for s in steps] or None
     reward = parse_number(record.get("total_reward"))
+    idx = record.get("traj_idx")
     traj: CookbookTrajectory = {
-        "trajectory_idx": record.get("traj_idx", t),
+        "trajectory_idx": int(idx) if is_whole_number(idx) else t,
         "reward": sum(r for r in step_rewards or () if r is not None) if reward is None else reward,
         "output_text": None,
         "step_rewards": step_rewards,
@@ -256,20 +259,29 @@ def _records_from_logged(logged: LoggedGroup) -> list[dict[str, Any]]:
     return records
 
 
-def read_iteration_rollouts(iteration_dir: str | os.PathLike[str]) -> tuple[list[Rollout], int]:
+def read_iteration_rollouts(
+    iteration_dir: str | os.PathLike[str], problems: Problems | None = None
+) -> tuple[list[Rollout], int]:
     """One iteration's train rollouts as `log_rollouts` dicts, and the malformed lines skipped.
 
     Every group of train_rollout_summaries.jsonl becomes a rollout; the groups that the
-    logtree shows get their prompt and response text. Without a summaries file, the logtree's
-    groups are used alone.
+    logtree shows get their prompt and response text. Without a summaries file (or with one
+    that cannot be read, said in `problems`), the logtree's groups are used alone.
     """
     directory = Path(iteration_dir)
-    logged, skipped = read_logtree(directory / "train_logtree.json")
+    logged, skipped = read_logtree(directory / "train_logtree.json", problems)
     summaries_path = directory / "train_rollout_summaries.jsonl"
-    if not summaries_path.exists():
+    summaries = None
+    if summaries_path.exists():
+        try:
+            summaries = read_summaries(summaries_path)
+        except OSError as exc:
+            if problems is not None:
+                problems.unreadable(summaries_path, exc)
+    if summaries is None:
         from_logtree = [(i, g) for i, g in enumerate(logged) if g.trajectories]
         return [_rollout(i, _records_from_logged(g), g) for i, g in from_logtree], skipped
-    by_group, bad = read_summaries(summaries_path)
+    by_group, bad = summaries
     matched = match_logged_groups(by_group, logged)
     rollouts: list[Rollout] = []
     for g in sorted(by_group):

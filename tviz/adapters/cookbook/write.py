@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tviz.adapters.cookbook.files import RunFolder, timeline
 from tviz.adapters.cookbook.plan import ImportPlan
-from tviz.adapters.cookbook.result import ImportResult
+from tviz.adapters.cookbook.result import ImportResult, Problems
 from tviz.adapters.cookbook.rollouts import read_iteration_rollouts
 from tviz.logger import TvizLogger
 
@@ -32,11 +32,15 @@ def _write_metrics(
 
 
 def _write_rollouts(
-    logger: TvizLogger, plan: ImportPlan, step_ends: dict[int, float], result: ImportResult
+    logger: TvizLogger,
+    plan: ImportPlan,
+    step_ends: dict[int, float],
+    result: ImportResult,
+    problems: Problems,
 ) -> None:
     """The planned iterations' rollouts, read one iteration at a time (never all in memory)."""
     for step, path in plan.iterations:
-        rollouts, skipped = read_iteration_rollouts(path)
+        rollouts, skipped = read_iteration_rollouts(path, problems)
         result.skipped_lines += skipped
         if not rollouts:
             continue
@@ -52,7 +56,7 @@ def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> Non
     Steps are stamped with the times `timeline` derives from the folder; the run is closed as
     finished when the folder's run is.
     """
-    started_at, step_ends = timeline(folder.path, folder.metrics)
+    started_at, step_ends = timeline(folder.path, folder.metrics, folder.problems)
     logger = TvizLogger(
         result.db_path,
         run_name=result.run_name,
@@ -62,7 +66,7 @@ def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> Non
     )
     try:
         _write_metrics(logger, plan, step_ends, result)
-        _write_rollouts(logger, plan, step_ends, result)
+        _write_rollouts(logger, plan, step_ends, result, folder.problems)
     finally:
         # What was written is committed (strict): a failed import is resumed by the next one.
         # Still being written: leave the run open, to be completed by a later import.
