@@ -24,6 +24,15 @@ Workloads:
   the time until a separate connection sees the rows, without and with flush().
 - Slowdown: a 2 ms pure-Python "training step" (holds the GIL, the worst case for a writer
   thread), with and without a 30-key `log_metrics` every step; adjacent pairs of runs.
+
+And tviz alone, its queue (a byte limit; a caller waits for the writer rather than lose data):
+- Q: a burst of `log_rollouts` calls holding several times the queue's limit, on a healthy
+  database: every row written, what the caller waited (all calls, the longest one), the most
+  the queue held, against the same burst through a queue large enough for all of it.
+- M: 300,000 one-key `log_metrics` calls back to back (the old queue dropped past 200,000):
+  all written.
+- L: the database locked by another connection: how long the first call past the limit waits
+  before it is refused, and the calls after it.
 """
 
 from __future__ import annotations
@@ -555,6 +564,114 @@ def workload_slowdown(
     }
 
 
+# -- tviz's queue: byte limit and backpressure --------------------------------------------------
+
+
+def _trajectories_rows(db_path: Path) -> int:
+    conn = sqlite3.connect(str(db_path))
+    try:
+        return conn.execute("SELECT count(*) FROM trajectories").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def workload_queue(
+    folder: Path, batches: list[list[dict[str, Any]]], calls: int, queue_mb: float
+) -> dict[str, Any]:
+    """Q: `calls` log_rollouts back to back through a `queue_mb` queue, then flush()."""
+    logger = TvizLogger(Path(folder) / "tviz.db", run_name="queue", queue_mb=queue_mb)
+    logger.flush()
+    backlog = logger._writer.backlog  # the queue's own count of the bytes it holds
+    gc.collect()
+    clock = time.perf_counter
+    waits: list[float] = []
+    peak = 0
+    start = clock()
+    for step in range(calls):
+        t0 = clock()
+        logger.log_rollouts(batches[step % len(batches)], step=step)
+        waits.append(clock() - t0)
+        peak = max(peak, backlog.held)
+    calls_done = clock()
+    ok = logger.flush(300)
+    end = clock()
+    logger.close()
+    want = sum(n_trajectories(batches[s % len(batches)]) for s in range(calls))
+    return {
+        "all_seen": ok and _trajectories_rows(Path(folder) / "tviz.db") == want,
+        "limit_mb": queue_mb,
+        "burst_mb": sum(_estimate_mb(batches[s % len(batches)]) for s in range(calls)),
+        "peak_mb": peak / 2**20,
+        "wait_s": calls_done - start,
+        "max_wait_ms": max(waits) * 1e3,
+        "total_s": end - start,
+    }
+
+
+def _estimate_mb(batch: list[dict[str, Any]]) -> float:
+    from tviz.backlog import estimate_rollouts
+
+    return estimate_rollouts(batch) / 2**20
+
+
+def workload_metric_burst(folder: Path, calls: int) -> dict[str, Any]:
+    """M: `calls` one-key log_metrics calls back to back; all must reach the file."""
+    path = Path(folder) / "tviz.db"
+    logger = TvizLogger(path, run_name="burst")
+    logger.flush()
+    gc.collect()
+    start = time.perf_counter()
+    for step in range(calls):
+        logger.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
+    calls_done = time.perf_counter()
+    ok = logger.flush(600)
+    end = time.perf_counter()
+    logger.close()
+    conn = sqlite3.connect(str(path))
+    rows = conn.execute("SELECT count(*) FROM metrics").fetchone()[0]
+    conn.close()
+    return {
+        "all_seen": ok and rows == calls,
+        "calls": calls,
+        "calls_s": calls_done - start,
+        "total_s": end - start,
+        "values_per_s": calls / (end - start),
+    }
+
+
+def workload_locked(folder: Path, batches: list[list[dict[str, Any]]], calls: int) -> dict:
+    """L: the write lock held by another connection; a 1 MB queue; `calls` rollout calls."""
+    import warnings
+
+    path = Path(folder) / "tviz.db"
+    logger = TvizLogger(path, run_name="locked", queue_mb=1)
+    logger.flush()
+    blocker = sqlite3.connect(str(path), isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    waits = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for step in range(calls):
+            t0 = time.perf_counter()
+            logger.log_rollouts(batches[step % len(batches)], step=step)
+            waits.append(time.perf_counter() - t0)
+        flushed = logger.flush(0.5)  # False: the lock is held, and calls were refused
+        blocker.execute("COMMIT")
+        blocker.close()
+        recovered = logger.flush(30)  # True: what was accepted is written
+        logger.close()
+    refused = logger._writer.backlog.refused
+    slow = max(range(len(waits)), key=waits.__getitem__)
+    after = waits[slow + 1 :] or [0.0]
+    return {
+        "all_seen": not flushed and refused > 0,
+        "recovered": recovered,
+        "refused": refused,
+        "first_refusal_s": waits[slow],
+        "after_ms": statistics.median(after) * 1e3,
+    }
+
+
 # -- the run ----------------------------------------------------------------------------------
 
 
@@ -574,9 +691,12 @@ def _fmt(value: Any, spec: str) -> str:
 
 
 SIZES = {
-    "full": {"metric_calls": 20_000, "rollout_calls": 15, "pairs": 30, "block": 50},
-    "quick": {"metric_calls": 2_000, "rollout_calls": 3, "pairs": 4, "block": 20},
-    "tiny": {"metric_calls": 20, "rollout_calls": 1, "pairs": 2, "block": 2},
+    "full": {"metric_calls": 20_000, "rollout_calls": 15, "pairs": 30, "block": 50}
+    | {"queue_calls": 200, "queue_mb": 32, "burst_calls": 300_000, "locked_calls": 20},
+    "quick": {"metric_calls": 2_000, "rollout_calls": 3, "pairs": 4, "block": 20}
+    | {"queue_calls": 40, "queue_mb": 8, "burst_calls": 300_000, "locked_calls": 10},
+    "tiny": {"metric_calls": 20, "rollout_calls": 1, "pairs": 2, "block": 2}
+    | {"queue_calls": 4, "queue_mb": 2, "burst_calls": 1000, "locked_calls": 3},
 }
 
 
@@ -646,6 +766,14 @@ def main(argv: list[str] | None = None) -> int:
                 sink.close()
             results[name] = res
 
+        print("running tviz's queue ...", flush=True)
+        queue = {
+            "Q": workload_queue(folder(), batches, sizes["queue_calls"], sizes["queue_mb"]),
+            "Q_unbounded": workload_queue(folder(), batches, sizes["queue_calls"], 100_000),
+            "M": workload_metric_burst(folder(), sizes["burst_calls"]),
+            "L": workload_locked(folder(), batches, sizes["locked_calls"]),
+        }
+
     names = list(results)
     rows: list[tuple[str, str, Callable[[dict], Any], str]] = [
         ("A", "log_metrics call, median (µs)", lambda r: r["A"]["call_us_median"], ".1f"),
@@ -691,6 +819,8 @@ def main(argv: list[str] | None = None) -> int:
             + f"{goals.get(label, ''):>14}"
         )
     missing = [n for n in names if not all(results[n][k]["all_seen"] for k in "ABS")]
+    missing += [f"tviz {k}" for k, r in queue.items() if not r["all_seen"]]
+    print_queue(queue)
     print()
     print("every row reached the file" if not missing else f"ROWS MISSING: {missing}")
     print(
@@ -704,6 +834,27 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(f"total time: {time.perf_counter() - started:.1f} s")
     return 0 if not missing else 1
+
+
+def print_queue(queue: dict[str, dict[str, Any]]) -> None:
+    q, u, m, lock = queue["Q"], queue["Q_unbounded"], queue["M"], queue["L"]
+    print()
+    print(
+        f"Q: {q['burst_mb']:.0f} MB of log_rollouts through a {q['limit_mb']:g} MB queue, healthy"
+        f" database: the most it held {q['peak_mb']:.1f} MB; the caller waited"
+        f" {q['wait_s']:.2f} s in all (longest call {q['max_wait_ms']:.0f} ms), written after"
+        f" {q['total_s']:.2f} s; through a queue that holds it all: calls {u['wait_s']:.2f} s"
+        f" (held {u['peak_mb']:.0f} MB), written after {u['total_s']:.2f} s"
+    )
+    print(
+        f"M: {m['calls']:,} log_metrics calls back to back: calls {m['calls_s']:.2f} s, all"
+        f" written after {m['total_s']:.2f} s ({m['values_per_s']:,.0f} values/s)"
+    )
+    print(
+        f"L: locked database, 1 MB queue: the first call past the limit refused after"
+        f" {lock['first_refusal_s']:.2f} s, the next ones in {lock['after_ms']:.3f} ms"
+        f" ({lock['refused']} refused; flush() after the lock: {lock['recovered']})"
+    )
 
 
 def _slowdown_range(r: dict) -> str:

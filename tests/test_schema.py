@@ -218,7 +218,7 @@ def test_v2_file_gains_project_group_and_eval_columns_keeping_its_rows(db_path: 
             step=0,
         )
     conn = schema.connect(db_path)
-    assert schema.schema_version(conn) == 3
+    assert schema.schema_version(conn) == schema.SCHEMA_VERSION
     runs = conn.execute("SELECT id, project, run_group FROM runs ORDER BY id").fetchall()
     assert runs == [("r2", None, None), ("r3", "p", "seeds")]
     rollouts = conn.execute(
@@ -237,4 +237,56 @@ def test_resuming_a_run_without_project_keeps_the_one_it_had(db_path: Path) -> N
     TvizLogger(db_path=db_path, run_id="r", strict=True).close()
     conn = schema.connect(db_path)
     assert conn.execute("SELECT project, run_group FROM runs").fetchone() == ("p", "g")
+    conn.close()
+
+
+def _as_v3(db_path: Path) -> None:
+    """Make a file as tviz 0.3 wrote it (schema 3): without the v4 tables and column."""
+    conn = sqlite3.connect(db_path)
+    for table in ("writers", "rank_metrics", "rank_summaries"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE rollouts DROP COLUMN rank")
+    conn.execute("PRAGMA user_version = 3")
+    conn.commit()
+    conn.close()
+
+
+def test_v3_file_gains_writers_and_rank_tables_keeping_its_rows(db_path: Path) -> None:
+    with TvizLogger(db_path=db_path, run_name="old", run_id="r3", strict=True) as logger:
+        logger.log_metrics({"loss": 1.0}, step=0)
+        logger.log_rollouts([{"prompt_text": "q", "trajectories": [{"reward": 1.0}]}], step=0)
+    _as_v3(db_path)
+    before = _dump(db_path)
+
+    conn = schema.connect(db_path)
+    assert schema.schema_version(conn) == 4
+    assert _dump(db_path) == before  # every 0.2.x table and row as it was
+    assert _columns(conn, "rollouts")[-1] == "rank"
+    assert conn.execute("SELECT rank FROM rollouts").fetchall() == [(None,)]
+    for table in ("writers", "rank_metrics", "rank_summaries"):
+        assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)
+    assert conn.execute("SELECT value FROM metrics WHERE run_id = 'r3'").fetchall() == [(1.0,)]
+    conn.close()
+    schema.migrate(schema.connect(db_path))  # idempotent
+    # The upgraded file is written to as any other: resuming the run replaces step 0's group.
+    with TvizLogger(db_path=db_path, run_id="r3", strict=True) as again:
+        again.log_rollouts([{"prompt_text": "q2", "trajectories": [{"reward": 0.5}]}], step=0)
+    rows = sqlite3.connect(db_path).execute("SELECT prompt_text, rank FROM rollouts").fetchall()
+    assert rows == [("q2", None)]
+
+
+def test_a_failed_v4_migration_changes_nothing(db_path: Path) -> None:
+    TvizLogger(db_path=db_path, run_id="r", strict=True).close()
+    _as_v3(db_path)
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE VIEW writers AS SELECT id AS run_id FROM runs")  # in v4's way
+    conn.commit()
+    conn.close()
+    with pytest.raises(schema.SchemaError):
+        schema.connect(db_path)
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert "rank" not in _columns(conn, "rollouts")
+    tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    assert "rank_metrics" not in tables
     conn.close()

@@ -5,41 +5,55 @@ The log calls only snapshot their arguments and put them on a queue; a backgroun
 microseconds, and a slow, locked, full or vanished database costs the training loop a warning,
 never an exception or a stall. `strict=True` writes synchronously and raises instead (for tests).
 
-The API is that of tviz 0.2.x and of tinker-cookbook's `ml_log.Logger`, so a TvizLogger can
-be appended to a cookbook `MultiplexLogger`.
+The API is that of tviz 0.2.x and of tinker-cookbook's `ml_log.Logger` (a subclass of it when
+tinker-cookbook is installed, see `tviz.cookbook_api`), so a TvizLogger can be appended to a
+cookbook `MultiplexLogger`.
+
+Where it does nothing: with `TVIZ_MODE=disabled`, and on the ranks other than 0 of a
+distributed job unless `all_ranks` (see `tviz.ranks`). Its methods then work and do nothing.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
-import sys
 import time
 import uuid
-import warnings
-import weakref
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from tviz import schema
+from tviz import exits, ranks, schema
+from tviz.backlog import estimate_rollouts, estimate_text
+from tviz.cookbook_api import LoggerBase, register_when_imported, watch_url
 from tviz.names import DEFAULT_PORT, run_page
+from tviz.notices import TvizWarning
+from tviz.notices import warn as _warn
 from tviz.records import Rollout
 from tviz.values import plain_scalar
-from tviz.writer import Writer
+from tviz.writer import DEFAULT_QUEUE_BYTES, Writer
 
 __all__ = ["TvizLogger", "TvizWarning"]
 
 
-class TvizWarning(UserWarning):
-    """Something kept tviz from writing; the training loop goes on."""
-
-
 # Metric values `log_metrics` keeps as they are; any other is read now (see there).
 _SIMPLE_TYPES = frozenset({float, int, str, bool, type(None)})
+_UNKNOWN: Any = object()
 
 
-class TvizLogger:
+class _Silent:
+    """The writer of a logger that does nothing (TVIZ_MODE=disabled, a rank other than 0)."""
+
+    def submit(self, op: tuple, nbytes: int = 0) -> None:
+        pass
+
+    def flush(self, timeout: float | None) -> bool:
+        return True
+
+    def stop(self, status: str | None = None, timeout: float = 30.0) -> None:
+        pass
+
+
+class TvizLogger(LoggerBase):
     """Log one training run into a tviz SQLite database.
 
     Args:
@@ -54,8 +68,15 @@ class TvizLogger:
         project: the project the run belongs to (kept on the run, shown on the index).
         group: the run's group, e.g. the seeds of one experiment, drawn together.
         strict: write synchronously and raise on any error, for tests.
+        all_ranks: under torchrun / accelerate (`RANK`, `WORLD_SIZE` set), every rank logs
+            into one run (its id: `run_id`, else from the launcher's job id); default
+            `$TVIZ_ALL_RANKS`, else only global rank 0 logs and the others do nothing.
+        queue_mb: how much the log calls not yet written may hold in memory (default
+            `$TVIZ_QUEUE_MB`, else 256). A call past it waits for the writer; if the database
+            cannot take data, it is refused instead (with one warning).
 
     The log calls take an optional `timestamp` (Unix seconds, default now) for the same reason.
+    `TVIZ_MODE=disabled` turns every logger into one that does nothing (no file is made).
     """
 
     def __init__(
@@ -71,8 +92,24 @@ class TvizLogger:
         strict: bool = False,
         project: str | None = None,
         group: str | None = None,
+        all_ranks: bool | None = None,
+        queue_mb: float | None = None,
     ) -> None:
         self.db_path = Path(db_path).expanduser() if db_path else schema.default_db_path()
+        rank, silent = None, ranks.disabled()
+        launch = ranks.launch()
+        if not silent and launch.distributed:
+            if not ranks.all_ranks_wanted(all_ranks):
+                silent = launch.rank != 0
+            elif run_id is None and launch.job_id is None:
+                _warn(
+                    "all_ranks needs run_id= or a launcher's job id (TORCHELASTIC_RUN_ID,"
+                    " SLURM_JOB_ID) for the ranks to find one run: only rank 0 logs"
+                )
+                silent = launch.rank != 0
+            else:
+                run_id = run_id or launch.run_id()
+                rank = launch.rank
         self.run_id: str = str(run_id) if run_id else uuid.uuid4().hex[:8]
         self.run_name: str = str(run_name) if run_name else self.run_id
         self.modality = str(modality)
@@ -80,10 +117,23 @@ class TvizLogger:
         self.project = None if project is None else str(project)
         self.group = None if group is None else str(group)
         self.strict = strict
-        self._closed = False
-        self._writer = Writer(self.db_path, self._run_row(started_at), strict=strict, warn=_warn)
+        self.rank = rank  # the rank this logger logs as when every rank logs, else None
+        self._silent = silent
+        self._closed = silent  # a silent logger takes every call as a closed one, quietly
+        self._url: str | None = _UNKNOWN
+        if silent:
+            self._writer: Writer | _Silent = _Silent()
+            return
+        self._writer = Writer(
+            self.db_path,
+            self._run_row(started_at),
+            strict=strict,
+            warn=_warn,
+            rank=rank,
+            queue_bytes=_queue_bytes(queue_mb),
+        )
         if not strict:
-            _live_loggers.add(self)
+            exits.install_sigterm()
         self._writer.submit(("run",))
         if config is not None:
             self.log_hparams(config)
@@ -106,7 +156,7 @@ class TvizLogger:
 
         A later call merges its keys over the earlier ones.
         """
-        self._submit(("config", config))
+        self._writer.submit(("config", config), 4096)
 
     def log_metrics(
         self, metrics: Mapping[str, Any], step: int | None = None, *, timestamp: float | None = None
@@ -122,7 +172,10 @@ class TvizLogger:
             }
         except Exception as exc:
             return self._bad_input(f"log_metrics needs a mapping of name -> value ({exc})")
-        self._submit(("metrics", step, snapshot, timestamp or time.time()))
+        # The bytes it holds, estimated as backlog.estimate_metrics does (inline: a hot path).
+        self._writer.submit(
+            ("metrics", step, snapshot, timestamp or time.time()), 200 + 120 * len(snapshot)
+        )
 
     def log_summary(self, metrics: Mapping[str, Any]) -> None:
         """Record latest values outside the step history (tinker-cookbook)."""
@@ -144,7 +197,7 @@ class TvizLogger:
     def log_long_text(self, key: str, text: str) -> None:
         if self._closed:
             return self._after_close()
-        self._submit(("text", str(key), text, time.time()))
+        self._writer.submit(("text", str(key), text, time.time()), estimate_text(text))
 
     def log_rollouts(
         self,
@@ -166,12 +219,14 @@ class TvizLogger:
                 {**r, "trajectories": [dict(t) for t in r.get("trajectories") or ()]}
                 for r in rollouts
             ]
+            nbytes = estimate_rollouts(snapshot)
         except Exception as exc:
             return self._bad_input(f"log_rollouts needs a list of rollout dicts ({exc})")
-        self._submit(("rollouts", step, snapshot, timestamp or time.time()))
+        self._writer.submit(("rollouts", step, snapshot, timestamp or time.time()), nbytes)
 
     def flush(self, timeout: float | None = 30.0) -> bool:
-        """Block until everything logged so far is committed; False if that did not happen."""
+        """Block until everything logged so far is committed; False if that did not happen
+        (the database cannot take data, or calls were refused since the last flush)."""
         return self._writer.flush(timeout)
 
     def sync(self) -> None:
@@ -190,11 +245,15 @@ class TvizLogger:
         if status is not None:
             self._writer.submit(("end", status, timestamp or time.time()))
         self._writer.stop()
-        _live_loggers.discard(self)
 
     def get_logger_url(self) -> str | None:
-        """Where `tviz watch` (default port) serves this run's page."""
-        return f"http://127.0.0.1:{DEFAULT_PORT}/{run_page(self.run_name, self.run_id)}"
+        """Where `tviz watch` serves this run's page, if it does: a watch of this database
+        answers on the default port (asked once, briefly), else None."""
+        if self._silent:
+            return None
+        if self._url is _UNKNOWN:
+            self._url = watch_url(self.db_path, run_page(self.run_name, self.run_id), DEFAULT_PORT)
+        return self._url
 
     @property
     def store(self) -> None:
@@ -214,37 +273,23 @@ class TvizLogger:
 
     # -- internals --------------------------------------------------------------------------
 
-    def _submit(self, op: tuple) -> None:
-        self._writer.submit(op)
-
     def _bad_input(self, message: str) -> None:
         if self.strict:
             raise TypeError(message)
         _warn(message)
 
     def _after_close(self) -> None:
-        self._bad_input(f"{self!r} is closed; the value was not logged")
+        if not self._silent:
+            self._bad_input(f"{self!r} is closed; the value was not logged")
 
 
-def _warn(message: str) -> None:
-    """A TvizWarning for the training loop, which it never breaks; the writer warns with it too."""
-    try:
-        warnings.warn(f"tviz: {message}", TvizWarning, stacklevel=3)
-    except Exception:  # warnings turned into errors (-W error) must not break the loop
-        pass
-
-
-# -- interpreter exit ----------------------------------------------------------------------------
-
-_live_loggers: weakref.WeakSet[TvizLogger] = weakref.WeakSet()
-
-
-@atexit.register
-def _close_at_exit() -> None:
-    """Write what is queued. An uncaught exception marks the run crashed, else finished."""
-    crashed = getattr(sys, "last_value", None) is not None or getattr(sys, "last_exc", None)
-    for logger in list(_live_loggers):
+def _queue_bytes(queue_mb: float | None) -> int:
+    if queue_mb is None:
         try:
-            logger.close("crashed" if crashed else "finished")
-        except Exception:
-            pass
+            queue_mb = float(os.environ["TVIZ_QUEUE_MB"])
+        except (KeyError, ValueError):
+            return DEFAULT_QUEUE_BYTES
+    return max(1, int(float(queue_mb) * 2**20))
+
+
+register_when_imported(TvizLogger)

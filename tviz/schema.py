@@ -10,9 +10,11 @@ import os
 import sqlite3
 from pathlib import Path
 
+from tviz import mounts
 from tviz.names import LEGACY_COLUMNS
+from tviz.notices import warn
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 BUSY_TIMEOUT_S = 10.0
 
 
@@ -170,11 +172,19 @@ INSERT OR IGNORE INTO metrics (run_id, name, step, text, ts)
 """
 
 
-def connect(path: str | Path, *, timeout: float = BUSY_TIMEOUT_S, create: bool = True):
+def connect(
+    path: str | Path,
+    *,
+    timeout: float = BUSY_TIMEOUT_S,
+    create: bool = True,
+    mount_table: str | None = None,
+):
     """Open `path` with the pragmas every tviz connection uses, migrated to SCHEMA_VERSION.
 
     Autocommit mode: callers group writes with explicit BEGIN / COMMIT, and reads that must
     see one moment with BEGIN as well. Raises SchemaError for a file tviz cannot use.
+    `mount_table` (text of `/proc/self/mounts`, the default) decides whether the file is on a
+    network file system, where WAL is not safe.
     """
     path = Path(path)
     if not create and not path.exists():
@@ -185,7 +195,7 @@ def connect(path: str | Path, *, timeout: float = BUSY_TIMEOUT_S, create: bool =
         str(path), timeout=timeout, isolation_level=None, check_same_thread=False
     )
     try:
-        _configure(conn, timeout)
+        _configure(conn, timeout, mounts.network_fs(path.absolute().parent, mount_table), path)
         migrate(conn)
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -208,22 +218,44 @@ def describe_error(path: Path, exc: sqlite3.Error) -> str:
     return f"{path}: {msg}"
 
 
-def _configure(conn: sqlite3.Connection, timeout: float) -> None:
+def _configure(conn: sqlite3.Connection, timeout: float, network: str | None, path: Path) -> None:
     conn.execute(f"PRAGMA busy_timeout = {int(timeout * 1000)}")
     fresh = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0] == 0
     if fresh:
         # Must precede the first table; large text rows then take about a third less room.
         conn.execute("PRAGMA page_size = 8192")
+    wanted = "delete" if network else "wal"
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
-    if mode.lower() != "wal":
+    if mode.lower() != wanted:
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            mode = conn.execute(f"PRAGMA journal_mode = {wanted}").fetchone()[0]
         except sqlite3.OperationalError:
             pass  # e.g. a read-only file: it can still be read in its own journal mode
-    # WAL + NORMAL: commits survive a killed process (not a power cut) at a fraction of the cost.
-    conn.execute("PRAGMA synchronous = NORMAL")
+    if network:
+        _say_once(
+            path,
+            f"{path} is on {network}, a network file system, where SQLite's WAL mode is not "
+            f"safe: using journal_mode={mode.upper()} (commits cost more; readers on other "
+            "machines see them)",
+        )
+        # A rollback journal needs FULL to survive a crash of the machine that writes.
+        conn.execute("PRAGMA synchronous = FULL")
+    else:
+        # WAL + NORMAL: commits survive a killed process (not a power cut) at a fraction of
+        # the cost.
+        conn.execute("PRAGMA synchronous = NORMAL")
     # Savepoints and sorts keep their scratch pages in memory, not in temporary files.
     conn.execute("PRAGMA temp_store = MEMORY")
+
+
+_said: set[str] = set()
+
+
+def _say_once(path: Path, message: str) -> None:
+    key = str(path.absolute())
+    if key not in _said:
+        _said.add(key)
+        warn(message)
 
 
 def schema_version(conn: sqlite3.Connection) -> int:
@@ -260,6 +292,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             _to_v2(conn)
         if version < 3:
             _to_v3(conn)
+        if version < 4:
+            _to_v4(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -294,6 +328,53 @@ def _to_v3(conn: sqlite3.Connection) -> None:
         conn,
         {"runs": ["project TEXT", "run_group TEXT"], "rollouts": ["eval_name TEXT"]},
     )
+
+
+V4_DDL = """
+-- The processes writing a run now, one row each while it writes (heartbeat_ts: its last
+-- transaction, at least every 30 s). A process that resumes a run after its writer ended
+-- replaces the rollouts of the steps it logs again; one that joins a live writer of the same
+-- rank (another rank, a forked child, a second process) never deletes anything.
+CREATE TABLE IF NOT EXISTS writers (
+    writer_id TEXT PRIMARY KEY,
+    run_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    pid INTEGER NOT NULL,
+    rank INTEGER,
+    started_ts REAL,
+    heartbeat_ts REAL
+);
+CREATE INDEX IF NOT EXISTS idx_writers_run ON writers(run_id);
+-- When every rank of a distributed job logs into one run (TvizLogger(all_ranks=True)), rank 0's
+-- metrics are in `metrics` and `summaries` (the run's series), the other ranks' here: two
+-- ranks logging one name at one step never overwrite each other.
+CREATE TABLE IF NOT EXISTS rank_metrics (
+    run_id TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    step INTEGER NOT NULL,
+    value REAL,
+    text TEXT,
+    ts REAL,
+    PRIMARY KEY (run_id, rank, name, step)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS rank_summaries (
+    run_id TEXT NOT NULL,
+    rank INTEGER NOT NULL,
+    name TEXT NOT NULL,
+    value REAL,
+    text TEXT,
+    ts REAL,
+    PRIMARY KEY (run_id, rank, name)
+) WITHOUT ROWID;
+"""
+
+
+def _to_v4(conn: sqlite3.Connection) -> None:
+    # Live writers of a run, ranks' metrics kept apart, and the rank that logged each rollout
+    # group (NULL: a process that is not one of several ranks).
+    _executescript(conn, V4_DDL)
+    _add_columns(conn, {"rollouts": ["rank INTEGER"]})
 
 
 def _add_columns(conn: sqlite3.Connection, columns: dict[str, list[str]]) -> None:

@@ -106,76 +106,143 @@ def clean_text(text: Any) -> str | None:
     return text
 
 
+# Values that shared (not cyclic) parts of one value may add when written out again: a
+# graph that holds each level twice doubles at every level, and is cut past this many.
+SHARED_CAP = 100_000
+_MAX_DEPTH = 64
+_CONTAINERS = (dict, list, tuple)
+
+
 def jsonable(value: Any, _depth: int = 0) -> Any:
-    """Any value as plain JSON data: dataclasses, pydantic models, enums, Paths, numpy.
+    """Any value as plain JSON data: dataclasses, chz and pydantic models, enums, Paths, numpy.
 
     NaN and infinities become None (JSON has no such numbers), tuples and sets lists, mapping
     keys strings, and string values lose their lone surrogates (`json_text` cleans its whole
-    result, keys too). Nesting past 64 levels (a structure that contains itself) is cut to a
-    short note.
+    result, keys too). A chz object (tinker-cookbook's configs) is its fields, as `chz.asdict`
+    gives them. The result is a tree that took time linear in the value's size: a reference
+    back to an object being converted (a parent pointer, a dict that holds itself) becomes the
+    note "<cycle: T>"; an object referred to from several places is written out in full each
+    time, until sharing has added SHARED_CAP values, then cut to "<shared, cut: T>"; nesting past
+    64 levels is cut to "<nested too deep: T>".
     """
-    if _depth > 64:
-        return f"<nested too deep: {type(value).__name__}>"
-    depth = _depth + 1
-    # Plain JSON data first, by exact type: a page's data is thousands of these, and the
-    # protocol checks below would make it several times slower. Same results as below.
-    kind = type(value)
-    if kind is str:
-        return clean_text(value)
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if kind is dict:
-        return {str(k): jsonable(v, depth) for k, v in value.items()}
-    if kind is list or kind is tuple:
-        return [jsonable(v, depth) for v in value]
-    value = plain_scalar(value)
-    if value is None or isinstance(value, (bool, int)):
-        return value
-    if isinstance(value, str):
-        return clean_text(value)
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, enum.Enum):
-        return jsonable(value.value, depth)
-    if isinstance(value, PurePath):
+    return _Walk().convert(value, _depth)
+
+
+class _Walk:
+    """One conversion: the objects on the way down (cycles) and those met before (sharing)."""
+
+    __slots__ = ("on_path", "seen", "left", "sharing")
+
+    def __init__(self) -> None:
+        self.on_path: set[int] = set()
+        # id -> object for every object converted so far; holding them keeps each id unique
+        # while the conversion runs (a temporary one, say a model_dump() dict, is not freed
+        # and its id not reused).
+        self.seen: dict[int, Any] = {}
+        self.left = SHARED_CAP  # values shared parts may still add
+        self.sharing = 0  # > 0 while writing out an object a second time
+
+    def convert(self, value: Any, depth: int) -> Any:
+        if self.sharing:
+            self.left -= 1
+            if self.left < 0:
+                return f"<shared, cut: {type(value).__name__}>"
+        if depth > _MAX_DEPTH:
+            return f"<nested too deep: {type(value).__name__}>"
+        # Plain JSON data first, by exact type: a page's data is thousands of these, and the
+        # protocol checks below would make it several times slower. Same results as below.
+        kind = type(value)
+        if kind is str:
+            return clean_text(value)
+        if kind is float:
+            return value if math.isfinite(value) else None
+        if kind is int or kind is bool or value is None:
+            return value
+        if kind is dict or kind is list or kind is tuple:
+            return self.composite(value, depth)
+        value = plain_scalar(value)
+        if value is None or isinstance(value, (bool, int)):
+            return value
+        if isinstance(value, str):
+            return clean_text(value)
+        if isinstance(value, float):
+            return value if math.isfinite(value) else None
+        if isinstance(value, enum.Enum):
+            return self.convert(value.value, depth + 1)
+        if isinstance(value, PurePath):
+            return str(value)
+        if isinstance(value, bytes):
+            return value.decode("utf-8", "replace")
+        return self.composite(value, depth)
+
+    def composite(self, value: Any, depth: int) -> Any:
+        """A value made of other values: met on the way down is a cycle, met before shared."""
+        key = id(value)
+        if key in self.on_path:
+            return f"<cycle: {type(value).__name__}>"
+        shared = key in self.seen
+        if shared:
+            self.sharing += 1
+        else:
+            self.seen[key] = value
+        self.on_path.add(key)
+        try:
+            return self.parts(value, depth + 1)
+        finally:
+            self.on_path.discard(key)
+            if shared:
+                self.sharing -= 1
+
+    def parts(self, value: Any, depth: int) -> Any:
+        convert = self.convert
+        kind = type(value)
+        if kind is dict:
+            return {str(k): convert(v, depth) for k, v in value.items()}
+        if kind is list or kind is tuple:
+            return [convert(v, depth) for v in value]
+        if isinstance(value, Mapping):
+            return {str(k): convert(v, depth) for k, v in value.items()}
+        chz_fields = getattr(type(value), "__chz_fields__", None)
+        if isinstance(chz_fields, Mapping):  # a chz object: its fields, as chz.asdict has them
+            return {str(name): convert(getattr(value, name, None), depth) for name in chz_fields}
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return {
+                f.name: convert(getattr(value, f.name), depth) for f in dataclasses.fields(value)
+            }
+        for method in ("model_dump", "to_dict", "dict"):  # pydantic v2, others, pydantic v1
+            dump = getattr(value, method, None)
+            if callable(dump) and not isinstance(value, type):
+                try:
+                    return convert(dump(), depth)
+                except Exception:
+                    pass
+        tolist = getattr(value, "tolist", None)
+        if callable(tolist):
+            return convert(tolist(), depth)
+        if isinstance(value, (list, tuple, set, frozenset)):
+            return [convert(v, depth) for v in value]
+        if callable(value):
+            return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
+        if hasattr(value, "__dict__"):
+            return {k: convert(v, depth) for k, v in vars(value).items() if not k.startswith("_")}
         return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v, depth) for k, v in value.items()}
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: jsonable(getattr(value, f.name), depth) for f in dataclasses.fields(value)}
-    for method in ("model_dump", "to_dict", "dict"):  # pydantic v2, others, pydantic v1
-        dump = getattr(value, method, None)
-        if callable(dump) and not isinstance(value, type):
-            try:
-                return jsonable(dump(), depth)
-            except Exception:
-                pass
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        return jsonable(tolist(), depth)
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [jsonable(v, depth) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    if callable(value):
-        return f"{getattr(value, '__module__', '')}.{getattr(value, '__qualname__', value)}"
-    if hasattr(value, "__dict__"):
-        return {k: jsonable(v, depth) for k, v in vars(value).items() if not k.startswith("_")}
-    return str(value)
 
 
 def json_text(value: Any) -> str | None:
     """`value` as the JSON text of a database column (None stays None, i.e. NULL).
 
     Strict JSON (NaN and infinities as null), so that SQLite's json functions and a browser's
-    JSON.parse read it; lone surrogates replaced. Plain data is dumped as it is; anything else
-    goes through `jsonable` first. (A page's JSON is `tviz.render.embed.dumps`: compact.)
+    JSON.parse read it; lone surrogates replaced. Plain data nested at most two levels (token
+    lists, logprobs, turns) is dumped as it is; anything else goes through `jsonable` first,
+    which cuts cycles and bounds shared parts. (A page's JSON is `tviz.render.embed.dumps`.)
     """
     if value is None:
         return None
     tolist = getattr(value, "tolist", None)
     if callable(tolist):
         value = tolist()
+    if not _shallow(value):
+        return clean_text(json.dumps(jsonable(value), ensure_ascii=False))
     try:
         text = json.dumps(value, ensure_ascii=False)
     except (TypeError, ValueError):
@@ -184,3 +251,20 @@ def json_text(value: Any) -> str | None:
         if "NaN" in text or "Infinity" in text:  # rare: redo, turning them into null
             text = json.dumps(jsonable(value), ensure_ascii=False)
     return clean_text(text)
+
+
+def _shallow(value: Any) -> bool:
+    """True if json.dumps may take `value` as it is: no container inside a container inside
+    it, so sharing cannot make its text grow past the product of its lengths."""
+    if not isinstance(value, _CONTAINERS):
+        return True
+    items = value.values() if isinstance(value, dict) else value
+    kinds = set(map(type, items))  # at C speed: a list of 500 floats is one kind
+    if not any(issubclass(k, _CONTAINERS) for k in kinds):
+        return True
+    for item in items:
+        if isinstance(item, _CONTAINERS):
+            inner = item.values() if isinstance(item, dict) else item
+            if any(issubclass(k, _CONTAINERS) for k in set(map(type, inner))):
+                return False
+    return True

@@ -1,53 +1,50 @@
 """The writer: the one thread that turns log calls into rows of a tviz database.
 
-`TvizLogger`'s calls put ops (tuples) on a queue and return; a daemon thread takes all that is
-waiting and writes it in one transaction, so a burst of calls costs one commit. When the file
-cannot be written (locked, full, read-only, an I/O error) the ops are kept in memory and retried
-with a growing pause, and the training loop gets one warning, never an exception or a stall. A
-call holding a value that cannot be stored is skipped alone: the batch is written again one call
-at a time, each in a savepoint. A file deleted or replaced under the writer gets the run written
-into a new one. With `strict` (tests) every op is written at once in the caller's thread, and
-errors raise.
+`TvizLogger`'s calls put ops (tuples) on a byte-counted queue (`tviz.backlog`) and return; a
+daemon thread takes what is waiting and writes it in one transaction, so a burst of calls costs
+one commit. A healthy database loses nothing: a caller that outruns the disk waits for room.
+When the file cannot be written (locked, full, read-only, an I/O error) the ops are kept in
+memory and retried with a growing pause, and the training loop gets one warning, never an
+exception; once the queue's byte limit is reached, calls are refused (the backlog says when).
+A call holding a value that cannot be stored is skipped alone: the batch is written again one
+call at a time, each in a savepoint. A file deleted or replaced under the writer gets the run
+written into a new one. With `strict` (tests) every op is written at once in the caller's
+thread, and errors raise. The SQL of each op is `tviz.rows`.
 
-Besides tviz's own tables the writer fills the 0.2.x columns (`steps`, the rollout and trajectory
-columns, their `extras` JSON), so that the 0.2.x dashboard can still read a new file.
+Each writer registers itself in the `writers` table while it writes (`tviz.presence`): one that
+finds no other live writer of its run is a resume, and the rollouts of a step it logs again
+replace those an earlier session logged; a rank, a forked child or a second process that joins
+a live run never deletes another's groups.
+
+After `os.fork()` the child's copy of a writer has no thread, and its queue and connection are
+the parent's: `after_fork_in_child` gives it empty ones (the parent writes what it queued; the
+child's calls are written by a thread of its own, started by its first call).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import os
-import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tviz import __version__, schema
-from tviz.names import LEGACY_INDEX, LEGACY_INTEGER_COLUMNS
-from tviz.records import ROLLOUT_KEYS, TRAJECTORY_KEYS
-from tviz.values import (
-    NONFINITE_TEXTS,
-    clean_text,
-    finite_number,
-    json_text,
-    jsonable,
-    metric_cell,
-    nonfinite_text,
-    plain_scalar,
-)
+from tviz import exits, presence, rows, schema
+from tviz.backlog import Backlog
+from tviz.values import clean_text, plain_scalar
 
-__all__ = ["Writer"]
+__all__ = ["DEFAULT_QUEUE_BYTES", "Writer"]
 
-# Ops held in memory while the database cannot be written; past this, new ones are dropped.
-_MAX_PENDING = 200_000
+# The queue's default byte limit (TvizLogger(queue_mb=...), $TVIZ_QUEUE_MB).
+DEFAULT_QUEUE_BYTES = 256 * 2**20
 # Ops whose last element is the time they were logged: they move the run's last_ts.
 _TIMED_OPS = frozenset({"metrics", "rollouts", "text"})
-# The rollout keys with a scalar column of their own (numpy scalars are read as Python ones).
-_ROLLOUT_FIELDS = ("group_idx", "image_path", "gt_lat", "gt_lon", "city", "country")
+# Connections a forked child inherited: never closed there (they are the parent's), so that
+# their finalizer cannot touch the parent's file.
+_INHERITED: list[sqlite3.Connection] = []
 
 
 class Writer:
@@ -65,70 +62,143 @@ class Writer:
         *,
         strict: bool,
         warn: Callable[[str], None],
+        rank: int | None = None,
+        queue_bytes: int = DEFAULT_QUEUE_BYTES,
     ) -> None:
         self.path = path
         self.run = run_row
         self.strict = strict
+        self.rank = rank
+        self.queue_bytes = queue_bytes
+        self.inherited = False  # a forked child's copy of its parent's writer
+        self._warn = warn  # the logger's: never raises, says "tviz:" and TvizWarning
         self.conn: sqlite3.Connection | None = None
         self._file_id: tuple[int, int] | None = None
-        self._resumed_below: int | None = None
         self._rollout_steps: set[int] = set()
-        self._pending: list[tuple] = []
-        self._failing: str | None = None  # the warning currently in force, shown once
-        self._dropped = 0
-        self._warn = warn  # the logger's: never raises, says "tviz:" and TvizWarning
-        self._queue: queue.SimpleQueue[tuple] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
         self._stopped = False
+        self._fresh_state()
         if not strict:
-            self._thread = threading.Thread(target=self._loop, name="tviz-writer", daemon=True)
-            self._thread.start()
+            self._start()
+        exits.register(self)
 
-    def submit(self, op: tuple) -> None:
+    def _fresh_state(self) -> None:
+        self.backlog = Backlog(self.queue_bytes)
+        self._batch_bytes = max(self.queue_bytes // 4, 1 << 20)
+        self._pending: list[tuple[tuple, int]] = []  # taken off the queue, not yet committed
+        self._failing: str | None = None  # the warning currently in force, shown once
+        self._refused_said = False  # the refusals of this outage were warned about
+        self._refused_before = 0  # backlog.refused when writing last worked again
+        self._refused_flushed = 0  # backlog.refused at the last flush()
+        self._writer_id = uuid.uuid4().hex
+        self._registered = False  # this writer's row and the run's are in the open file
+        self._resumed_below: int | None = None
+        self._last_beat = 0.0
+        self._start_lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- the caller's side
+
+    def submit(self, op: tuple, nbytes: int = 0) -> None:
         if self.strict:
-            self._write([op])
+            self._write([(op, nbytes)])
         elif not self._stopped:
-            self._queue.put(op)
+            if self._thread is None:  # a forked child's first call
+                self._start()
+            if not self.backlog.put(op, nbytes):
+                self._refused()
 
     def flush(self, timeout: float | None) -> bool:
-        if self.strict or self._thread is None or not self._thread.is_alive():
+        if self.strict:
             return not self._pending
+        refused = self.backlog.refused
+        ok = refused == self._refused_flushed  # nothing refused since the last flush
+        self._refused_flushed = refused
+        thread = self._thread
+        if thread is None or not thread.is_alive():
+            return ok and not self._pending and not self.backlog.held
         done = threading.Event()
         result: list[bool] = []
-        self._queue.put(("flush", done, result))
-        return done.wait(timeout) and all(result)
+        self.backlog.put_marker(("flush", done, result))
+        return done.wait(timeout) and all(result) and ok
 
-    def stop(self, timeout: float = 30.0) -> None:
-        if self.strict:
-            self._close_conn()
-            return
+    def stop(self, status: str | None = None, timeout: float = 30.0) -> None:
+        """Write `("end", status)` if a status is given, everything queued, and release the
+        file; waits up to `timeout` for the thread."""
+        exits.unregister(self)
         if self._stopped:
             return
+        if status is not None:
+            self.submit(("end", status, time.time()))
+        if self.strict:
+            self._stopped = True
+            self._release()
+            return
         self._stopped = True
-        self._queue.put(("stop",))
-        if self._thread is not None and self._thread is not threading.current_thread():
-            self._thread.join(timeout)
+        thread = self._thread
+        if thread is None:
+            return
+        self.backlog.put_marker(("stop",))
+        if thread is not threading.current_thread():
+            thread.join(timeout)
+            if thread.is_alive():
+                self._warn(
+                    f"the writer did not finish within {timeout:g} s; up to "
+                    f"{self.backlog.held // 1024 + 1} KB of log calls may not be written"
+                )
+
+    def at_exit(self, crashed: bool) -> None:
+        """The interpreter (or a multiprocessing child) exits: write what is queued. A forked
+        child's copy of its parent's writer does not end the parent's run; a strict writer
+        (tests) leaves its run as it is, as it always did."""
+        if self.strict or self.inherited:
+            self.stop(None)
+        else:
+            self.stop("crashed" if crashed else "finished")
+
+    def after_fork_in_child(self) -> None:
+        """In a child of `os.fork()`: the parent's thread is gone and its queue and connection
+        are the parent's. Start empty; the first call starts a thread of this process."""
+        if self.conn is not None:
+            _INHERITED.append(self.conn)
+        self.conn = None
+        self._file_id = None
+        self._rollout_steps = set()
+        self.inherited = True
+        self._fresh_state()
+
+    def _start(self) -> None:
+        with self._start_lock:
+            if self._thread is None and not self._stopped:
+                thread = threading.Thread(target=self._loop, name="tviz-writer", daemon=True)
+                thread.start()
+                self._thread = thread
+                exits.thread_started()
+
+    def _refused(self) -> None:
+        """A call was refused: say so once an outage, with the reason."""
+        if not self._refused_said:
+            self._refused_said = True
+            self._warn(
+                f"{self.path} cannot take data ({self.backlog.why()}) and"
+                f" {self.backlog.limit / 2**20:g} MB of log calls already wait for it: calls"
+                " are refused until it can; this one was not logged"
+            )
 
     # -- the thread
 
     def _loop(self) -> None:
         backoff = 0.0
         while True:
+            idle_wait = presence.HEARTBEAT_S if self._registered else None
+            batch = self.backlog.take(backoff or idle_wait, self._batch_bytes)
+            if not batch and not backoff:
+                self._heartbeat()
+                continue
+            waiters = [op for op, _ in batch if op[0] == "flush"]
+            stop = any(op[0] == "stop" for op, _ in batch)
+            work = [item for item in batch if item[0][0] not in ("flush", "stop")]
             try:
-                op = self._queue.get(timeout=backoff or None)
-            except queue.Empty:
-                op = None
-            batch = [op] if op is not None else []
-            while True:  # take all that is waiting: one transaction for the lot
-                try:
-                    batch.append(self._queue.get_nowait())
-                except queue.Empty:
-                    break
-            waiters = [o for o in batch if o[0] == "flush"]
-            stop = any(o[0] == "stop" for o in batch)
-            work = [o for o in batch if o[0] not in ("flush", "stop")]
-            try:
-                ok = self._write(work)
+                ok = self._write(work, final=stop)
             except Exception:  # never let the thread die: later calls would vanish silently
                 ok = False
             backoff = 0.0 if ok else min(max(backoff * 2, 0.25), 5.0)
@@ -138,99 +208,179 @@ class Writer:
             if stop:
                 if not ok:  # one last try, briefly, then give up with a count of what is lost
                     time.sleep(0.5)
-                    if not self._write([]):
+                    if not self._write([], final=True):
                         self._warn(f"{len(self._pending)} log calls could not be written")
                 self._close_conn()
+                self.backlog.alive = False
                 return
 
     # -- writing
 
-    def _write(self, ops: list[tuple]) -> bool:
+    def _write(self, ops: list[tuple[tuple, int]], *, final: bool = False) -> bool:
         """Write pending ops then `ops` in one transaction; keep them if that fails."""
         self._pending.extend(ops)
-        if len(self._pending) > _MAX_PENDING:
-            extra = len(self._pending) - _MAX_PENDING
-            del self._pending[_MAX_PENDING:]
-            self._dropped += extra
-            self._warn(f"database unwritable for long; dropped {self._dropped} log calls so far")
-        if not self._pending:
+        if not self._pending and not (final and self._registered):
             return True
+        if not self._pending and self._file_moved():  # a goodbye makes no new file
+            self._close_conn()
+            return True
+        steps = set(self._rollout_steps)
         if self.strict:  # nothing is kept for a retry: the caller sees the error
             try:
-                self._transaction(isolated=False)
+                self._transaction(isolated=False, final=final)
+            except BaseException:
+                self._rollout_steps = steps
+                raise
             finally:
                 self._pending.clear()
             return True
         try:
             try:
-                self._transaction(isolated=False)
+                self._transaction(isolated=False, final=final)
             except sqlite3.OperationalError:
                 raise
             except Exception:
                 # A call holds something that cannot be stored. Write the batch again one
                 # call at a time (savepoints: slower), so that only that call is skipped.
-                self._transaction(isolated=True)
+                self._rollout_steps = set(steps)
+                self._transaction(isolated=True, final=final)
         except (sqlite3.Error, OSError, schema.SchemaError) as exc:
+            self._rollout_steps = steps  # rolled back: those steps were not logged after all
             self._trouble(f"cannot write to {self.path} ({exc}); will retry, training goes on")
+            self.backlog.failed(str(exc))
             if not isinstance(exc, sqlite3.OperationalError):
                 self._close_conn()  # maybe a broken handle: reopen next time
             return False
         except Exception as exc:  # a bug of ours: never retry it forever, never kill the thread
             self._warn(f"dropped {len(self._pending)} log calls: {type(exc).__name__}: {exc}")
+        nbytes = sum(n for _, n in self._pending)
+        count = len(self._pending)
         self._pending.clear()
-        if self._failing:
-            self._warn(f"writing to {self.path} works again")
+        self.backlog.done(nbytes, count)
+        if self._failing or self._refused_said:
+            refused = self.backlog.refused - self._refused_before
+            lost = f"; {refused} log calls were refused meanwhile" if refused else ""
+            self._warn(f"writing to {self.path} works again{lost}")
             self._failing = None
+            self._refused_said = False
+            self._refused_before = self.backlog.refused
         return True
 
-    def _transaction(self, *, isolated: bool) -> None:
+    def _transaction(self, *, isolated: bool, final: bool) -> None:
         conn = self._connection()
-        conn.execute("BEGIN IMMEDIATE")
+        self.backlog.locking_since = time.monotonic()
         try:
-            for op in self._pending:
+            conn.execute("BEGIN IMMEDIATE")
+        finally:
+            self.backlog.locking_since = None
+        try:
+            if not self._registered:
+                self._register(conn)
+            for op, _ in self._pending:
                 if isolated:
                     self._apply_isolated(conn, op)
                 else:
                     self._apply(conn, op)
-            stamps = [op[-1] for op in self._pending if op[0] in _TIMED_OPS]
+            stamps = [op[-1] for op, _ in self._pending if op[0] in _TIMED_OPS]
             last = max(stamps) if stamps else None
-            conn.execute(
-                "UPDATE runs SET revision = revision + 1, last_ts = CASE WHEN ? IS NULL"
-                " THEN last_ts ELSE max(COALESCE(last_ts, 0), ?) END WHERE id = ?",
-                (last, last, self.run["id"]),
-            )
+            if self._pending:
+                conn.execute(
+                    "UPDATE runs SET revision = revision + 1, last_ts = CASE WHEN ? IS NULL"
+                    " THEN last_ts ELSE max(COALESCE(last_ts, 0), ?) END WHERE id = ?",
+                    (last, last, self.run["id"]),
+                )
+            beat = self._beat(conn, final)
             conn.execute("COMMIT")
         except BaseException:
+            self._registered = False  # rolled back with the rest: again next time
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        self._registered = not final
+        if beat:
+            self._last_beat = time.monotonic()
+
+    def _register(self, conn: sqlite3.Connection) -> None:
+        """This writer's row, the run's row, and whether this session resumes the run."""
+        run_id = self.run["id"]
+        live = presence.join(conn, self._writer_id, run_id, self.rank)
+        self._last_beat = time.monotonic()
+        rows.upsert_run(conn, self.run, reopen=not (self.rank or self.inherited))
+        # Rollouts up to this id were logged by an earlier session of this run (this rank's):
+        # unless another writer of it is live, this one resumes it and replaces them.
+        self._resumed_below = (
+            None
+            if live
+            else conn.execute(
+                "SELECT max(id) FROM rollouts WHERE run_id = ? AND COALESCE(rank, 0) = ?",
+                (run_id, self.rank or 0),
+            ).fetchone()[0]
+        )
+        self._registered = True
+
+    def _beat(self, conn: sqlite3.Connection, final: bool) -> bool:
+        """Refresh (or, `final`, remove) this writer's row; False if it was fresh already."""
+        if final:
+            presence.leave(conn, self._writer_id)
+            return False
+        if time.monotonic() - self._last_beat < presence.HEARTBEAT_S / 10:
+            return False  # refreshed a moment ago: no update on every busy commit
+        presence.beat(conn, self._writer_id, self.run["id"], self.rank)
+        return True
+
+    def _heartbeat(self) -> None:
+        """Idle: keep this writer's row fresh, so that other writers know it lives."""
+        if self.conn is None or not self._registered:
+            return
+        if time.monotonic() - self._last_beat < presence.HEARTBEAT_S:
+            return
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._beat(self.conn, False)
+                self.conn.execute("COMMIT")
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                raise
+            self._last_beat = time.monotonic()
+        except sqlite3.Error:
+            pass  # the next write says what is wrong, if anything
 
     def _trouble(self, message: str) -> None:
         if self._failing is None:
             self._warn(message)
         self._failing = message
 
+    def _file_moved(self) -> bool:
+        """The open connection's file was deleted or replaced."""
+        if self.conn is None or self._file_id is None:
+            return False
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != self._file_id
+
     def _connection(self) -> sqlite3.Connection:
-        if self.conn is not None and self._file_id is not None:
-            try:
-                st = os.stat(self.path)
-                moved = (st.st_dev, st.st_ino) != self._file_id
-            except FileNotFoundError:
-                moved = True
-            if moved:
-                self._warn(f"{self.path} was deleted or replaced; writing this run into a new file")
-                self._close_conn()
+        if self._file_moved():
+            self._warn(f"{self.path} was deleted or replaced; writing this run into a new file")
+            self._close_conn()
         if self.conn is None:
             self.conn = schema.connect(self.path)
             st = os.stat(self.path)
             self._file_id = (st.st_dev, st.st_ino)
-            # Rollouts up to this id were logged by an earlier session of this run.
-            self._resumed_below = self.conn.execute(
-                "SELECT max(id) FROM rollouts WHERE run_id = ?", (self.run["id"],)
-            ).fetchone()[0]
-            # A new or replaced file needs the run row again before anything else.
-            self._pending.insert(0, ("run",))
+            # A new or replaced file needs this writer's row and the run's before anything.
+            self._registered = False
         return self.conn
+
+    def _release(self) -> None:
+        """Strict mode's stop: say goodbye in the writers table, close the file."""
+        if self.conn is not None and self._registered:
+            try:
+                self._write([], final=True)
+            except sqlite3.Error:
+                pass
+        self._close_conn()
 
     def _close_conn(self) -> None:
         if self.conn is not None:
@@ -239,6 +389,7 @@ class Writer:
             except sqlite3.Error:
                 pass
             self.conn = None
+            self._registered = False
 
     def _apply_isolated(self, conn: sqlite3.Connection, op: tuple) -> None:
         """One log call, all or nothing: a value that cannot be stored skips that call only.
@@ -247,6 +398,7 @@ class Writer:
         kept and retried.
         """
         conn.execute("SAVEPOINT op")
+        steps = set(self._rollout_steps)
         try:
             self._apply(conn, op)
         except sqlite3.OperationalError:
@@ -254,218 +406,36 @@ class Writer:
         except Exception as exc:
             conn.execute("ROLLBACK TO op")
             conn.execute("RELEASE op")
+            self._rollout_steps = steps
             self._warn(f"skipped a {op[0]} call: {type(exc).__name__}: {exc}")
             return
         conn.execute("RELEASE op")
 
     def _apply(self, conn: sqlite3.Connection, op: tuple) -> None:
         kind = op[0]
-        if kind == "run":
-            self._upsert_run(conn)
-        elif kind == "config":
-            self._config(conn, op[1])
-        elif kind == "metrics":
-            self._metrics(conn, *op[1:])
+        run_id = self.run["id"]
+        if kind == "metrics":
+            _, step, metrics, ts = op
+            rows.write_metrics(conn, run_id, step, metrics, ts, self.rank)
         elif kind == "rollouts":
-            self._rollouts(conn, *op[1:])
+            step = int(plain_scalar(op[1]))
+            # A resumed run logs this step again: its new groups replace the old session's,
+            # as its metrics do. Groups this session already logged for the step are kept.
+            replace = None if step in self._rollout_steps else self._resumed_below
+            self._rollout_steps.add(step)
+            rows.write_rollouts(conn, run_id, step, op[2], self.rank, replace)
+        elif kind == "run":
+            rows.upsert_run(conn, self.run, reopen=not (self.rank or self.inherited))
+        elif kind == "config":
+            text = rows.merge_config(conn, run_id, op[1], keep_old=bool(self.rank))
+            self.run["config"] = text
         elif kind == "text":
             _, key, text, ts = op
             conn.execute(
                 "INSERT INTO texts (run_id, key, text, ts) VALUES (?, ?, ?, ?)",
-                (self.run["id"], key, clean_text(text), ts),
+                (run_id, key, clean_text(text), ts),
             )
-        elif kind == "end":
-            _, status, ts = op
-            conn.execute(
-                "UPDATE runs SET ended_at = datetime(?, 'unixepoch'), ended_ts = ?,"
-                " status = ? WHERE id = ?",
-                (ts, ts, status, self.run["id"]),
-            )
-
-    def _upsert_run(self, conn: sqlite3.Connection) -> None:
-        run = self.run
-        conn.execute(
-            "INSERT INTO runs (id, name, type, modality, config, started_at, started_ts, last_ts,"
-            " status, tviz_version, project, run_group)"
-            " VALUES (?, ?, ?, ?, ?, datetime(?, 'unixepoch'), ?, ?, 'running', ?, ?, ?)"
-            " ON CONFLICT(id) DO UPDATE SET status = 'running', ended_at = NULL,"
-            " ended_ts = NULL, last_ts = max(COALESCE(last_ts, 0), excluded.last_ts),"
-            " project = COALESCE(excluded.project, project),"
-            " run_group = COALESCE(excluded.run_group, run_group)",
-            (
-                run["id"],
-                run["name"],
-                run["type"],
-                run["modality"],
-                run.get("config"),
-                run["started_ts"],
-                run["started_ts"],
-                run["started_ts"],
-                __version__,
-                run.get("project"),
-                run.get("group"),
-            ),
-        )
-
-    def _config(self, conn: sqlite3.Connection, config: Any) -> None:
-        data = jsonable(config)
-        if not isinstance(data, dict):
-            data = {"config": data} if data is not None else {}
-        row = conn.execute("SELECT config FROM runs WHERE id = ?", (self.run["id"],)).fetchone()
-        old: dict[str, Any] = {}
-        if row and row[0]:
-            try:
-                loaded = json.loads(row[0])
-                old = loaded if isinstance(loaded, dict) else {}
-            except ValueError:
-                pass
-        text = json_text({**old, **data})
-        self.run["config"] = text
-        conn.execute("UPDATE runs SET config = ? WHERE id = ?", (text, self.run["id"]))
-
-    def _metrics(self, conn: sqlite3.Connection, step: Any, metrics: dict, ts: float) -> None:
-        run_id = self.run["id"]
-        if step is None:
-            conn.executemany(
-                "INSERT OR REPLACE INTO summaries (run_id, name, value, text, ts)"
-                " VALUES (?, ?, ?, ?, ?)",
-                [(run_id, str(k), *metric_cell(v), ts) for k, v in metrics.items()],
-            )
-            return
-        step = int(plain_scalar(step))
-        # One pass: the metrics rows, the 0.2.x columns (merged into any row this step
-        # already has) and the 0.2.x `extras` JSON for the other names (finite values only:
-        # the 0.2.x dashboard parses it).
-        rows = []
-        legacy: dict[str, Any] = {}
-        ranks: dict[str, int] = {}
-        extras: dict[str, Any] = {}
-        for key, raw in metrics.items():
-            key = str(key)
-            value, text = metric_cell(raw)
-            rows.append((run_id, key, step, value, text, ts))
-            hit = LEGACY_INDEX.get(key)
-            if hit is None:
-                if value is not None:
-                    extras[key] = value
-                elif text is not None and text not in NONFINITE_TEXTS:
-                    extras[key] = text
-                continue
-            column, rank = hit
-            if ranks.get(column, rank + 1) > rank:
-                if value is not None and column in LEGACY_INTEGER_COLUMNS:
-                    value = int(value)
-                legacy[column] = value
-                ranks[column] = rank
-        conn.executemany(
-            "INSERT OR REPLACE INTO metrics (run_id, name, step, value, text, ts)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        columns = list(legacy)
-        names = ", ".join(["run_id", "step", "ts", "extras", *columns])
-        marks = ", ".join("?" * (4 + len(columns)))
-        updates = "".join(f", {c} = COALESCE(excluded.{c}, {c})" for c in columns)
-        conn.execute(
-            f"INSERT INTO steps ({names}) VALUES ({marks}) ON CONFLICT(run_id, step) DO UPDATE"
-            f" SET ts = excluded.ts, extras = CASE WHEN extras IS NULL OR NOT json_valid(extras)"
-            f" THEN excluded.extras WHEN excluded.extras IS NULL THEN extras"
-            f" ELSE json_patch(extras, excluded.extras) END{updates}",
-            (run_id, step, ts, json_text(extras) if extras else None, *legacy.values()),
-        )
-
-    def _rollouts(self, conn: sqlite3.Connection, step: Any, rollouts: list, ts: float) -> None:
-        run_id = self.run["id"]
-        step = int(plain_scalar(step))
-        if self._resumed_below is not None and step not in self._rollout_steps:
-            # A resumed run logs this step again: its new groups replace the old session's,
-            # as its metrics do. Groups this session already logged for the step are kept.
-            old = "SELECT id FROM rollouts WHERE run_id = ? AND step = ? AND id <= ?"
-            args = (run_id, step, self._resumed_below)
-            conn.execute(f"DELETE FROM trajectories WHERE rollout_id IN ({old})", args)
-            conn.execute(f"DELETE FROM rollouts WHERE id IN ({old})", args)
-        self._rollout_steps.add(step)
-        for group_idx, rollout in enumerate(rollouts):
-            trajectories = rollout["trajectories"]
-            rewards = [_reward(t) for t in trajectories]
-            finite = [r for r in rewards if math.isfinite(r)]
-            extras = {k: jsonable(v) for k, v in rollout.items() if k not in ROLLOUT_KEYS}
-            fields = {k: plain_scalar(rollout.get(k)) for k in _ROLLOUT_FIELDS}
-            if fields["group_idx"] is None:
-                fields["group_idx"] = group_idx
-            cursor = conn.execute(
-                "INSERT INTO rollouts (run_id, step, group_idx, image_path, gt_lat, gt_lon, city,"
-                " country, prompt_text, prompt_tokens, mean_reward, best_reward, extras, eval_name)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    run_id,
-                    step,
-                    int(fields["group_idx"]),
-                    clean_text(fields["image_path"]),
-                    finite_number(fields["gt_lat"]),
-                    finite_number(fields["gt_lon"]),
-                    clean_text(fields["city"]),
-                    clean_text(fields["country"]),
-                    clean_text(rollout.get("prompt_text")),
-                    _list_field(rollout, "prompt_tokens", extras),
-                    sum(finite) / len(finite) if finite else None,
-                    max(finite) if finite else None,
-                    json_text(extras) if extras else None,
-                    clean_text(plain_scalar(rollout.get("eval_name"))) or None,
-                ),
-            )
-            rollout_id = cursor.lastrowid
-            conn.executemany(
-                "INSERT INTO trajectories (rollout_id, trajectory_idx, reward, output_text,"
-                " output_tokens, logprobs, pred_lat, pred_lon, distance_km, step_rewards, turns,"
-                " extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    _trajectory_row(rollout_id, idx, traj, reward)
-                    for idx, (traj, reward) in enumerate(zip(trajectories, rewards, strict=True))
-                ],
-            )
-
-
-def _reward(traj: Mapping[str, Any]) -> float:
-    value = plain_scalar(traj.get("reward"))
-    if value is None:
-        return 0.0  # 0.2.x default; the column is NOT NULL
-    return float(value)
-
-
-def _trajectory_row(rollout_id: int, idx: int, traj: dict, reward: float) -> tuple:
-    extras = {k: jsonable(v) for k, v in traj.items() if k not in TRAJECTORY_KEYS}
-    if not math.isfinite(reward):
-        # The 0.2.x column is NOT NULL and NaN would bind as NULL: keep the truth in extras.
-        extras["reward"] = nonfinite_text(reward)
-        reward = 0.0 if math.isnan(reward) else reward
-    index = plain_scalar(traj.get("trajectory_idx"))
-    return (
-        rollout_id,
-        int(index) if index is not None else idx,
-        reward,
-        clean_text(traj.get("output_text")),
-        _list_field(traj, "output_tokens", extras),
-        _list_field(traj, "logprobs", extras),
-        finite_number(traj.get("pred_lat")),
-        finite_number(traj.get("pred_lon")),
-        finite_number(traj.get("distance_km")),
-        _list_field(traj, "step_rewards", extras),
-        _list_field(traj, "turns", extras),
-        json_text(extras) if extras else None,
-    )
-
-
-def _list_field(fields: Mapping[str, Any], key: str, extras: dict[str, Any]) -> str | None:
-    """A list column's JSON; a value that is no list goes to `extras` (readers expect lists).
-
-    As in 0.2.x, an empty or missing list is stored as NULL.
-    """
-    value = fields.get(key)
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        value = tolist()
-    if value is None or isinstance(value, (list, tuple)):
-        return json_text(value) if value else None
-    extras[key] = jsonable(value)
-    return None
+        elif kind == "end" and not self.inherited and (not self.rank or op[1] != "finished"):
+            # A rank other than 0 ends the run only by failing: rank 0 says when it finished.
+            # A forked child's copy of the parent's logger never ends the parent's run.
+            rows.end_run(conn, run_id, op[1], op[2])

@@ -23,6 +23,7 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, Protocol
 
+from tviz.mounts import network_fs
 from tviz.store import Store, StoreError
 
 # watchfiles: yield after 20 ms without new events, at most 100 ms after the first one.
@@ -71,6 +72,10 @@ class FileWatcher:
             import watchfiles
         except ImportError:
             self._fall_back("watchfiles is not installed")
+            return
+        network = network_fs(self.db_path.parent)
+        if network:  # a commit made on another machine sends no file event here
+            self._fall_back(f"{self.db_path.parent} is on {network}, a network file system")
             return
         names = {self.db_path.name + suffix for suffix in ("", "-wal", "-journal")}
 
