@@ -24,17 +24,8 @@ from types import SimpleNamespace
 from typing import Any
 
 from tviz import schema
-from tviz.importers.common import (
-    ImportFailed,
-    Outcome,
-    RunImport,
-    new_metric_steps,
-    regular_file,
-    run_logger,
-    stable_run_id,
-    stored_run,
-    stored_text_keys,
-)
+from tviz.importers import common
+from tviz.importers.common import ImportFailed, Outcome, RunImport
 
 __all__ = ["EventRun", "event_dirs", "import_tensorboard", "is_event_file", "read_event_run"]
 
@@ -61,7 +52,7 @@ def event_dirs(root: Path) -> dict[Path, list[Path]]:
     for folder, subdirs, names in os.walk(root, onerror=None):
         subdirs.sort()
         files = [Path(folder, n) for n in sorted(names) if is_event_file(n)]
-        files = [f for f in files if regular_file(f)]
+        files = [f for f in files if common.regular_file(f)]
         if files:
             out[Path(folder)] = files
     return out
@@ -186,15 +177,17 @@ def _run_name(root: Path, folder: Path, name: str | None) -> str:
 
 
 def _import_run(run: RunImport, events: EventRun) -> None:
-    imported = stored_run(run.db_path, run.run_id)
+    imported = common.stored_run(run.db_path, run.run_id)
     if imported is not None:
         run.run_name = imported.name
-    steps = new_metric_steps(events.scalars, imported)
-    old_keys = stored_text_keys(run.db_path, run.run_id) if imported and events.texts else set()
+    steps = common.new_metric_steps(events.scalars, imported)
+    old_keys = set()
+    if imported and events.texts:
+        old_keys = common.stored_text_keys(run.db_path, run.run_id)
     texts = {k: v for k, v in events.texts.items() if k not in old_keys}
     if not (steps or texts or imported is None):
         return  # opening a logger would touch the run's row: leave it as it is
-    with run_logger(run, events.started_at) as logger:
+    with common.run_logger(run, events.started_at) as logger:
         for step, values in steps.items():
             logger.log_metrics(values, step=step, timestamp=events.times.get(step))
             run.steps += 1
@@ -243,7 +236,7 @@ def import_tensorboard(
         if not (events.scalars or events.texts):
             outcome.warnings.append(f"{folder}: no scalars or text to import")
             continue
-        run = RunImport(stable_run_id(SOURCE, folder), _run_name(root, folder, name), db)
+        run = RunImport(common.stable_run_id(SOURCE, folder), _run_name(root, folder, name), db)
         _import_run(run, events)
         outcome.runs.append(run)
     if not readable:
