@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import functools
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
 from tviz import __version__, formats
-from tviz.render import model, panels
+from tviz.render import chart_budget, evals, model, panels, summary
 from tviz.render.bundle import vega_bundle
 from tviz.render.csp import with_script_hashes
 from tviz.render.embed import jsonable, script_js, script_json
@@ -44,6 +44,7 @@ RUN_SCRIPTS = (
     "tokens.js",
     "vision.js",
     "live.js",
+    "eval.js",
     "main.js",
 )
 
@@ -112,9 +113,13 @@ class Pages:
         return with_script_hashes(html)
 
     def run_page(
-        self, data: Any, chunks: list[StepChunk], history: dict[str, Any] | None = None
+        self,
+        data: Any,
+        chunks: list[StepChunk],
+        history: dict[str, Any] | None = None,
+        eval_chunks: list[evals.EvalChunk] | None = None,
     ) -> RunPage:
-        return RunPage(self, data, chunks, history or {})
+        return RunPage(self, data, chunks, history or {}, eval_chunks or [])
 
     @functools.cached_property
     def land(self) -> Any:
@@ -130,20 +135,28 @@ class RunPage:
     pages: Pages
     data: Any  # RunData
     chunks: list[StepChunk]
-    history: dict[str, Any]  # prompt key -> [steps, mean rewards] (store_prompts)
+    history: dict[str, Any]  # prompt key -> [steps, mean rewards] (tviz/store/prompts.py)
+    eval_chunks: list[evals.EvalChunk] = field(default_factory=list)  # apart from training's
+    eval_plan: dict[int, int] | None = None  # eval groups kept per eval chunk (None: all)
 
     def __post_init__(self) -> None:
         self._cut: dict[tuple[int, ...] | None, list[dict[str, Any]]] = {}
         data = self.data
         overview = [panels.describe(c) for c in model.overview_charts(data, self.chunks)]
         groups = panels.arrange(model.metric_groups(data))
-        descriptors = overview + [c for g in groups for c in g["charts"]]
+        self._arranged = {model.MAX_POINTS: groups}
         self.overview = overview
         self.groups = groups
+        self.metrics_notice = ""
         self.has_rollouts = bool(self.chunks)
         self.total_groups = sum(c.n_groups for c in self.chunks)
         self.total_traj = sum(c.stats["traj"] for c in self.chunks)
-        self.static_json = Markup(
+        self.static_json = self._static_json()
+
+    def _static_json(self) -> Markup:
+        data = self.data
+        descriptors = self.overview + [c for g in self.groups for c in g["charts"]]
+        return Markup(
             script_json(
                 {
                     "run": model.run_json(data.summary),
@@ -155,6 +168,30 @@ class RunPage:
                 }
             )
         )
+
+    def chart_costs(self) -> chart_budget.ChartCosts:
+        """What the metric panels take in the page, drawn or listed (render/chart_budget.py)."""
+        chart = self.pages.env.get_template("partials/chart.html")
+        lengths = {name: len(s.steps) for name, s in self.data.metrics.items()}
+        groups = self._arranged[model.MAX_POINTS]
+        return chart_budget.ChartCosts.of(groups, lengths, lambda p: chart.render(chart=p))
+
+    def thin_charts(self, plan: chart_budget.ChartPlan) -> None:
+        """Draw the metric panels as `plan` says: fewer points per line, some only listed."""
+        if plan.points not in self._arranged:
+            metrics = model.metric_groups(self.data, plan.points)
+            self._arranged[plan.points] = panels.arrange(metrics)
+        self.groups = chart_budget.apply(plan, self._arranged[plan.points])
+        self.metrics_notice = plan.notice()
+        self.static_json = self._static_json()
+
+    @functools.cached_property
+    def summary_json(self) -> Markup:
+        """The run's results as data (render/summary.py), for scripts and agents."""
+        ordered = sorted(self.chunks, key=lambda c: c.step)
+        scored = [c for c in ordered if c.stats["mean"] is not None]
+        rewards = ([c.step for c in scored], [c.stats["mean"] for c in scored]) if scored else None
+        return Markup(script_json(summary.run_summary(self.data, rewards)))
 
     def long_text_sizes(self) -> list[int]:
         """Bytes each long text takes in the page (HTML-escaped UTF-8)."""
@@ -195,8 +232,10 @@ class RunPage:
             "groups": self.groups,
             "has_rollouts": self.has_rollouts,
             "notice": self.notice(plan),
+            "metrics_notice": self.metrics_notice,
             "static_json": self.static_json,
             "rollout_json": Markup(script_json({"steps": steps, "notice": self.notice(plan)})),
+            "summary_json": self.summary_json,
             "chunks_marker": Markup(CHUNKS_MARKER),
             "total_groups": self.total_groups,
             "total_traj": self.total_traj,
@@ -205,6 +244,9 @@ class RunPage:
             "texts_notice": _texts_notice(long_texts),
             "length_unit": length_unit,
             "length_unit_long": "tokens" if tokens else "characters (no output tokens logged)",
+            "has_evals": bool(self.eval_chunks),
+            "eval_json": Markup(script_json(evals.page_json(self.eval_chunks, self.eval_plan))),
+            "eval_notice": evals.eval_notice(self.eval_chunks, self.eval_plan),
         }
 
     def size_without_chunks(self, plan: dict[int, int], caps: list[int] | None = None) -> int:
@@ -225,6 +267,7 @@ class RunPage:
             keep = plan.get(chunk.step, 0)
             if keep:
                 parts.append(f"{_chunk_tag(chunk.step)}{chunk.encoded(keep)}</script>\n")
+        parts += evals.eval_tags(self.eval_chunks, self.eval_plan)
         return html.replace(CHUNKS_MARKER, "".join(parts), 1)
 
     def texts_notice(self, caps: list[int] | None) -> str:

@@ -13,7 +13,7 @@ import base64
 import math
 import mimetypes
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 from tviz.render.embed import PrefixGzip, dumps
 from tviz.render.table import PrefixDeflate, group_line
 from tviz.store import Rollout, Trajectory
-from tviz.store_prompts import prompt_key
+from tviz.store.prompts import prompt_key
 from tviz.values import finite_number
 
 # Trajectory extras key of the sampled tokens' texts (a list of strings, one per logprob): with
@@ -379,14 +379,18 @@ def _read_image(image_path: Any, base_dir: Path | None) -> tuple[str | None, str
     return f"data:{mime};base64,{data}", None
 
 
-def plan_sample(chunks: list[StepChunk], available: int) -> dict[int, int]:
+def plan_sample(
+    chunks: list[StepChunk], available: int, key: Callable[[StepChunk], int] | None = None
+) -> dict[int, int]:
     """Groups to keep per step so the chunks and their table rows fit in `available` bytes.
 
     The same number of groups for every step (the largest that fits); if even one group a
-    step is too much, the oldest steps lose their rollouts.
+    step is too much, the oldest steps lose their rollouts. `key` names a chunk in the plan
+    (default its step; eval chunks, several a step, use their place).
     """
+    name = key or (lambda c: c.step)
     if sum(c.cost(c.n_groups) for c in chunks) <= available:
-        return {c.step: c.n_groups for c in chunks}
+        return {name(c): c.n_groups for c in chunks}
     lo, hi = 0, max((c.n_groups for c in chunks), default=0)
     while lo < hi:  # the largest k whose total fits
         mid = (lo + hi + 1) // 2
@@ -395,13 +399,13 @@ def plan_sample(chunks: list[StepChunk], available: int) -> dict[int, int]:
         else:
             hi = mid - 1
     if lo >= 1:
-        return {c.step: min(lo, c.n_groups) for c in chunks}
-    plan = {c.step: 0 for c in chunks}
+        return {name(c): min(lo, c.n_groups) for c in chunks}
+    plan = {name(c): 0 for c in chunks}
     left = available
-    for chunk in sorted(chunks, key=lambda c: -c.step):  # newest steps first
+    for chunk in sorted(chunks, key=lambda c: -name(c)):  # newest steps first
         cost = chunk.cost(1)
         if cost > left:
             break
-        plan[chunk.step] = 1
+        plan[name(chunk)] = 1
         left -= cost
     return plan

@@ -23,11 +23,14 @@ from pathlib import Path
 from markupsafe import escape
 
 from tviz.names import DEFAULT_BUDGET_BYTES
+from tviz.render import chart_budget
+from tviz.render.evals import cost as eval_cost
+from tviz.render.evals import encode_evals, eval_notice, plan_evals
 from tviz.render.index import IndexEntry, index_entry, render_index
 from tviz.render.pages import Pages, fair_caps
 from tviz.render.rollouts import StepChunk, encode_steps, plan_sample
 from tviz.store import RunData, RunNotFound, RunSummary, Store, StoreError
-from tviz.store_prompts import prompt_history
+from tviz.store.prompts import prompt_history
 
 # progress(done, total, run): called after each run page is written.
 Progress = Callable[[int, int, RunSummary], None]
@@ -124,7 +127,7 @@ class SiteBuilder:
     def _index_entry(store: Store, run: RunSummary) -> IndexEntry:
         """The run's row and metrics for the index; just its row if its data cannot be read."""
         try:
-            return index_entry(store.load_run(run.id, rollout_steps=()))
+            return index_entry(store.load_run(run.id, rollout_steps=(), evals=False))
         except Exception as exc:
             if _about_the_file(exc):
                 raise
@@ -152,30 +155,46 @@ class SiteBuilder:
     def _render_within_budget(
         self, data: RunData, chunks: list[StepChunk], history: dict | None = None
     ) -> tuple[str, str]:
-        """The page, its long texts cut short and its rollouts sampled if the whole would
-        pass the budget."""
-        page = self._pages.run_page(data, chunks, history)
+        """The page, its metric charts thinned, its long texts cut short and its rollouts
+        sampled if the whole would pass the budget."""
+        eval_chunks = encode_evals(data.eval_rollouts, self.db_path.parent)
+        page = self._pages.run_page(data, chunks, history, eval_chunks)
         full = {c.step: c.n_groups for c in chunks}
         text_sizes = page.long_text_sizes()
         banner = _data_notice(data.notices)
+
         # The page around the chunks and texts barely depends on the plan (a few numbers, the
         # notices): keep a margin for that instead of rendering again. Measured with every
         # long text left out, so their "left out" notes are counted too.
-        room = (
-            self.budget_bytes
-            - page.size_without_chunks(full, [0] * len(text_sizes))
-            - page.chunk_overhead(full)
-            - len(banner.encode("utf-8"))
-            - 4_096
-        )
+        def measure() -> int:
+            return (
+                self.budget_bytes
+                - page.size_without_chunks(full, [0] * len(text_sizes))
+                - page.chunk_overhead(full)
+                - len(banner.encode("utf-8"))
+                - 4_096
+            )
+
+        room = measure()
         rollouts = sum(c.size(c.n_groups) for c in chunks)
+        others = rollouts + sum(text_sizes)
+        others += eval_cost(eval_chunks, {e.index: e.chunk.n_groups for e in eval_chunks})
+        if room < others:  # charts first, up to their share (render/chart_budget.py)
+            room = chart_budget.fit(page.chart_costs(), room, others, page.thin_charts, measure)
         # Past the budget, long texts may keep at most half the room, or what the full
         # rollouts leave if that is more; rollouts get the rest.
         caps = fair_caps(text_sizes, max(room // 2, room - rollouts))
         texts = sum(text_sizes if caps is None else map(min, text_sizes, caps))
-        plan = plan_sample(chunks, room - texts)
+        left = room - texts
+        if eval_chunks:  # kept first: up to half of what is left, or all training leaves
+            training = sum(c.cost(c.n_groups) for c in chunks)
+            page.eval_plan = plan_evals(eval_chunks, max(left // 2, left - training))
+            left -= eval_cost(eval_chunks, page.eval_plan)
+        plan = plan_sample(chunks, left)
         html = _with_banner(page.render(plan, caps), banner)
-        notices = (page.notice(plan), page.texts_notice(caps), *data.notices)
+        notices = (page.notice(plan), eval_notice(eval_chunks, page.eval_plan))
+        notices += (page.texts_notice(caps), page.metrics_notice)
+        notices += tuple(data.notices)
         return html, " ".join(n for n in notices if n)
 
 

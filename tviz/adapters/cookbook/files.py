@@ -38,6 +38,8 @@ __all__ = [
     "read_metrics",
     "read_regular",
     "read_run_folder",
+    "Resumes",
+    "read_resumes",
     "read_summaries",
     "timeline",
 ]
@@ -224,6 +226,54 @@ def _traj_order(record: dict[str, Any]) -> tuple[int, int]:
     return (0, int(idx)) if idx is not None else (1, 0)
 
 
+# -- resumes ---------------------------------------------------------------------------------------
+
+_PRE_RESUME = re.compile(r"^metrics\.jsonl\.pre_resume_(\d+)$")
+
+
+@dataclass
+class Resumes:
+    """The folder's resumes: where each one started, and the steps only they still hold."""
+
+    points: list[int] = field(default_factory=list)  # N of each metrics.jsonl.pre_resume_N
+    earlier: dict[int, dict[str, Any]] = field(default_factory=dict)  # step -> its values
+
+    @property
+    def first(self) -> int | None:
+        """The earliest step a resume started again from (None: the run never resumed)."""
+        return min(self.points, default=None)
+
+
+def read_resumes(
+    directory: Path, current: dict[int, dict[str, Any]], problems: Problems | None = None
+) -> Resumes:
+    """The `metrics.jsonl.pre_resume_N` files of `directory`. Steps that `current` (the live
+    metrics.jsonl) holds are not taken from them; other steps come from the newest file
+    (by modification time) that holds them."""
+    found = []
+    for child in directory.iterdir():
+        match = _PRE_RESUME.match(child.name)
+        if match and child.is_file():
+            try:
+                found.append((child.stat().st_mtime_ns, int(match.group(1)), child))
+            except OSError as exc:
+                if problems is not None:
+                    problems.unreadable(child, exc)
+    out = Resumes()
+    for _, point, path in sorted(found):  # oldest first: a newer file's rows win
+        out.points.append(point)
+        try:
+            metrics = read_metrics(path)
+        except OSError as exc:
+            if problems is not None:
+                problems.unreadable(path, exc)
+            continue
+        for step, values in metrics.steps.items():
+            if step not in current:
+                out.earlier[step] = values
+    return out
+
+
 # -- the folder -----------------------------------------------------------------------------------
 
 
@@ -297,6 +347,7 @@ class RunFolder:
     finished: bool
     warnings: list[str]
     problems: Problems = field(default_factory=Problems)  # what was left out, by kind
+    resumes: Resumes = field(default_factory=lambda: Resumes())  # metrics.jsonl.pre_resume_N
 
 
 def read_run_folder(directory: Path) -> RunFolder:
@@ -337,4 +388,5 @@ def read_run_folder(directory: Path) -> RunFolder:
             f"{metrics_path} holds no valid JSON lines ({metrics.skipped} malformed)"
         )
     finished = is_finished(directory, problems)
-    return RunFolder(directory, config, metrics, finished, warnings, problems)
+    resumes = read_resumes(directory, metrics.steps, problems)
+    return RunFolder(directory, config, metrics, finished, warnings, problems, resumes)

@@ -63,6 +63,10 @@ class ImportResult:
     rollout_steps_written: int = 0
     rollout_groups_written: int = 0
     trajectories_written: int = 0
+    eval_groups_written: int = 0  # eval sets' groups (`eval_<name>_*` files)
+    eval_trajectories_written: int = 0
+    metric_steps_replaced: int = 0  # steps a resumed run wrote again
+    rollout_steps_replaced: int = 0  # iterations whose files changed since they were imported
     config_written: bool = False
     finished: bool = False  # the directory holds a finished run
     skipped_lines: int = 0  # malformed JSON lines left out
@@ -71,5 +75,10 @@ class ImportResult:
     @property
     def changed(self) -> bool:
         return bool(
-            self.metric_values_written or self.rollout_groups_written or self.config_written
+            self.metric_values_written
+            or self.rollout_groups_written
+            or self.eval_groups_written
+            or self.config_written
+            or self.metric_steps_replaced
+            or self.rollout_steps_replaced
         )

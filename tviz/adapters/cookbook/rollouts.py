@@ -260,17 +260,18 @@ def _records_from_logged(logged: LoggedGroup) -> list[dict[str, Any]]:
 
 
 def read_iteration_rollouts(
-    iteration_dir: str | os.PathLike[str], problems: Problems | None = None
+    iteration_dir: str | os.PathLike[str], problems: Problems | None = None, base: str = "train"
 ) -> tuple[list[Rollout], int]:
     """One iteration's train rollouts as `log_rollouts` dicts, and the malformed lines skipped.
 
     Every group of train_rollout_summaries.jsonl becomes a rollout; the groups that the
     logtree shows get their prompt and response text. Without a summaries file (or with one
-    that cannot be read, said in `problems`), the logtree's groups are used alone.
+    that cannot be read, said in `problems`), the logtree's groups are used alone. `base`
+    names other files of the same format: `eval_test` reads an eval set's rollouts.
     """
     directory = Path(iteration_dir)
-    logged, skipped = read_logtree(directory / "train_logtree.json", problems)
-    summaries_path = directory / "train_rollout_summaries.jsonl"
+    logged, skipped = read_logtree(directory / f"{base}_logtree.json", problems)
+    summaries_path = directory / f"{base}_rollout_summaries.jsonl"
     summaries = None
     if summaries_path.exists():
         try:

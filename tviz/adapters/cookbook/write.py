@@ -1,16 +1,20 @@
 """The import's write step: an `ImportPlan` written through a strict `TvizLogger`.
 
 The writes go through the logger, as a training loop's would, so an imported run is stored
-exactly like a logged one.
+exactly like a logged one. What the plan replaces is deleted first (`replace`).
 """
 
 from __future__ import annotations
 
-from tviz.adapters.cookbook.files import RunFolder, timeline
+from tviz.adapters.cookbook.files import Metrics, RunFolder, timeline
 from tviz.adapters.cookbook.plan import ImportPlan
+from tviz.adapters.cookbook.replace import delete_steps
 from tviz.adapters.cookbook.result import ImportResult, Problems
 from tviz.adapters.cookbook.rollouts import read_iteration_rollouts
+from tviz.adapters.cookbook.sources import Source
+from tviz.adapters.cookbook.stamps import STAMP_KEY, files_stamp
 from tviz.logger import TvizLogger
+from tviz.records import Rollout
 
 __all__ = ["write_plan"]
 
@@ -31,6 +35,18 @@ def _write_metrics(
         result.metric_values_written += len(plan.summary)
 
 
+def _read_source(source: Source, result: ImportResult, problems: Problems) -> list[Rollout]:
+    """A source's groups, each stamped with its files (and its eval set's name)."""
+    stamp = files_stamp(source.files)
+    rollouts, skipped = read_iteration_rollouts(source.directory, problems, source.base)
+    result.skipped_lines += skipped
+    for rollout in rollouts:
+        rollout[STAMP_KEY] = stamp  # type: ignore[literal-required]
+        if source.eval_name is not None:
+            rollout["eval_name"] = source.eval_name
+    return rollouts
+
+
 def _write_rollouts(
     logger: TvizLogger,
     plan: ImportPlan,
@@ -38,25 +54,39 @@ def _write_rollouts(
     result: ImportResult,
     problems: Problems,
 ) -> None:
-    """The planned iterations' rollouts, read one iteration at a time (never all in memory)."""
-    for step, path in plan.iterations:
-        rollouts, skipped = read_iteration_rollouts(path, problems)
-        result.skipped_lines += skipped
-        if not rollouts:
-            continue
-        logger.log_rollouts(rollouts, step=step, timestamp=step_ends.get(step))
-        result.rollout_steps_written += 1
-        result.rollout_groups_written += len(rollouts)
-        result.trajectories_written += sum(len(r["trajectories"]) for r in rollouts)
+    """The planned iterations' rollouts, read one iteration at a time (never all in memory).
+    Every source of an iteration is logged in this one session: the writer replaces a step's
+    groups from earlier sessions when the step is logged again."""
+    for step, sources in plan.iterations.items():
+        for source in sources:
+            rollouts = _read_source(source, result, problems)
+            if not rollouts:
+                continue
+            logger.log_rollouts(rollouts, step=step, timestamp=step_ends.get(step))
+            trajectories = sum(len(r["trajectories"]) for r in rollouts)
+            if source.eval_name is None:
+                result.rollout_steps_written += 1
+                result.rollout_groups_written += len(rollouts)
+                result.trajectories_written += trajectories
+            else:
+                result.eval_groups_written += len(rollouts)
+                result.eval_trajectories_written += trajectories
 
 
 def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> None:
     """Write `plan` into `result.db_path` as run `result.run_id`, counting it in `result`.
 
-    Steps are stamped with the times `timeline` derives from the folder; the run is closed as
-    finished when the folder's run is.
+    Steps are stamped with the times `timeline` derives from the folder (the steps only a
+    pre_resume file holds included); the run is closed as finished when the folder's run is.
     """
-    started_at, step_ends = timeline(folder.path, folder.metrics, folder.problems)
+    if result.db_path.exists():
+        delete_steps(
+            result.db_path, result.run_id, plan.replace_metric_steps, plan.replace_rollout_steps
+        )
+    result.metric_steps_replaced = len(plan.replace_metric_steps)
+    result.rollout_steps_replaced = len(plan.replace_rollout_steps)
+    every = Metrics({**folder.resumes.earlier, **folder.metrics.steps}, {}, 0)
+    started_at, step_ends = timeline(folder.path, every, folder.problems)
     logger = TvizLogger(
         result.db_path,
         run_name=result.run_name,

@@ -13,7 +13,12 @@ function decodeStep(step) {
 }
 
 function decodeNow(step) {
-  var node = document.getElementById("chunk-" + step);
+  return decodeBlock("chunk-" + step);
+}
+
+// The groups of the compressed block with this id (a step's, or an eval chunk's).
+function decodeBlock(id) {
+  var node = document.getElementById(id);
   var promise;
   if (!node) {
     promise = Promise.resolve([]);

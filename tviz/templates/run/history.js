@@ -1,6 +1,6 @@
 // Prompt history: a prompt the run saw at several steps, its group's mean reward at each, from
 // every group the run logged (the build reads them from the database; see
-// tviz/store_prompts.py), drawn as a small SVG chart one click away.
+// tviz/store/prompts.py), drawn as a small SVG chart one click away.
 
 function historyOf(g) {
   var h = g && g.ph ? ownGet(state.page.history, g.ph) : undefined;

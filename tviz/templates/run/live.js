@@ -12,6 +12,8 @@ function liveUpdate(doc, blocks) {
   var roll = JSON.parse(doc.getElementById("rollout-data").textContent);
   if (Object.keys(page.charts).join("\n") !== Object.keys(state.page.charts).join("\n")) return false;
   if (!doc.getElementById("rollouts") !== !$("#rollouts")) return false;
+  var evals = function (root) { var n = root.getElementById("eval-data"); return n ? n.textContent : ""; };
+  if (evals(doc) !== evals(document)) return false;  // eval samples changed: reload (eval.js)
   // A metric that never changed is a value, not a panel: one more (or one that now changes)
   // reshapes the page too.
   var constants = function (root) { return $$(".metrics .constant", root).map(function (n) { return n.dataset.name; }).join("\n"); };

@@ -8,5 +8,6 @@ if ($("#steps")) {
   startSearch();
   startTable();
 }
+startEvals();
 window.tvizUpdate = liveUpdate;
 document.body.dataset.ready = "yes";

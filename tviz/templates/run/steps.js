@@ -15,10 +15,11 @@ function groupsText(s) {
 
 // One fixed-width cell per figure (see .step > summary in the CSS), so the columns line up
 // from step to step whatever the numbers; the optional cells are always there, maybe empty.
+function stat(cls, label, value, after) {
+  return el("span", { class: "stat " + cls }, [label, el("b", { text: value }), after]);
+}
+
 function stepSummary(s) {
-  function stat(cls, label, value, after) {
-    return el("span", { class: "stat " + cls }, [label, el("b", { text: value }), after]);
-  }
   var kept = s.kept < s.groups
     ? (s.kept ? s.kept + " of " + s.groups + " groups in this page" : "rollouts left out of this page")
     : "";

@@ -27,7 +27,8 @@ def prompt_key(text: str, image: str | None = None) -> str:
 
 def prompt_history(conn: sqlite3.Connection, run_id: str) -> dict[str, list[list[float]]]:
     """prompt key -> [steps, mean rewards] for each prompt seen at two or more steps, in step
-    order. A group without a stored mean gets its trajectories' mean reward."""
+    order. A group without a stored mean gets its trajectories' mean reward. Training groups
+    only: eval rollouts (`eval_name` set) are no step of training."""
     rows = conn.execute(
         """
         SELECT r.prompt_text, r.image_path, r.step,
@@ -36,9 +37,10 @@ def prompt_history(conn: sqlite3.Connection, run_id: str) -> dict[str, list[list
         FROM rollouts r JOIN (
             SELECT prompt_text, COALESCE(image_path, '') AS image FROM rollouts
             WHERE run_id = ? AND prompt_text IS NOT NULL AND prompt_text != ''
+              AND eval_name IS NULL
             GROUP BY prompt_text, image HAVING count(DISTINCT step) > 1
         ) seen ON seen.prompt_text = r.prompt_text AND seen.image = COALESCE(r.image_path, '')
-        WHERE r.run_id = ?
+        WHERE r.run_id = ? AND r.eval_name IS NULL
         ORDER BY r.step, r.group_idx, r.id
         """,
         (run_id, run_id),
