@@ -237,5 +237,117 @@ def demo_command(out_dir: Path, steps: int, groups: int, samples: int, open_brow
         webbrowser.open(site.index.resolve().as_uri())
 
 
+def dbs_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--db",
+        "db_paths",
+        multiple=True,
+        type=click.Path(dir_okay=False, path_type=Path),
+        help="SQLite file, repeatable: runs are looked up in each (default: $TVIZ_DB_PATH or"
+        " ~/.tviz/tviz.db).",
+    )(func)
+
+
+def group_by_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--group-by",
+        default=None,
+        metavar="CONFIG_KEY",
+        help="Runs with the same value of this config key (dotted for nested keys) form a"
+        " group, drawn as its mean with a min-max band (default: the logger's group).",
+    )(func)
+
+
+@main.command("compare")
+@click.argument("runs", nargs=-1, required=True, metavar="RUN [RUN ...]")
+@dbs_option
+@click.option(
+    "--out",
+    "out_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("tviz-compare.html"),
+    show_default=True,
+    help="The HTML file to write.",
+)
+@group_by_option
+@click.option(
+    "--budget-mb",
+    type=click.FloatRange(min=1),
+    default=DEFAULT_BUDGET_BYTES / 1e6,
+    show_default=True,
+    help="Largest page; past it, fewer samples are shown side by side (the page says so).",
+)
+@friendly_errors
+def compare_command(
+    runs: tuple[str, ...],
+    db_paths: tuple[Path, ...],
+    out_file: Path,
+    group_by: str | None,
+    budget_mb: float,
+) -> None:
+    """Compare runs in one self-contained HTML file: config diff, metrics, samples."""
+    from tviz.render import comparison
+    from tviz.render.compare import render_compare
+    from tviz.render.site import write_atomic
+
+    dbs = [resolve_db(p) for p in db_paths] or [resolve_db(None)]
+    loaded = comparison.load(runs, dbs, group_by)
+    html, notice = render_compare(loaded, budget_bytes=int(budget_mb * 1_000_000))
+    if notice:
+        click.echo(f"note: {notice}", err=True)
+    write_atomic(out_file, html)
+    click.echo(f"wrote {out_file} ({len(loaded.runs)} runs)")
+
+
+@main.command("export")
+@click.argument("runs", nargs=-1, metavar="[RUN ...]")
+@dbs_option
+@out_option("tviz-export", "Folder for summary.md, summary.json and the figures.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["svg", "png", "pdf"]),
+    default="svg",
+    show_default=True,
+    help="The figures' format.",
+)
+@click.option(
+    "--image-base-url",
+    default=None,
+    metavar="URL",
+    help="Where the figures will be hosted: summary.md links them there instead of relatively.",
+)
+@group_by_option
+@friendly_errors
+def export_command(
+    runs: tuple[str, ...],
+    db_paths: tuple[Path, ...],
+    out_dir: Path,
+    fmt: str,
+    image_base_url: str | None,
+    group_by: str | None,
+) -> None:
+    """Write a Markdown and JSON summary and print-ready figures of runs (default: every run)."""
+    from tviz.render import comparison
+    from tviz.render.export import export
+
+    dbs = [resolve_db(p) for p in db_paths] or [resolve_db(None)]
+    if not runs:
+        runs = tuple(_all_runs(dbs))
+    loaded = comparison.load(runs, dbs, group_by)
+    written = export(loaded, out_dir, fmt, image_base_url)
+    click.echo(f"wrote {len(written)} files to {out_dir}")
+
+
+def _all_runs(dbs: list[Path]) -> list[str]:
+    names: list[str] = []
+    for db in dbs:
+        with Store(db, timeout=2.0) as store:
+            names += [r.id for r in reversed(store.list_runs())]
+    if not names:
+        raise click.ClickException("no runs to export")
+    return names
+
+
 if __name__ == "__main__":
     main()

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from tviz.render import charts, model
+from tviz.render.comparison import PALETTE
 from tviz.render.downsample import minmax
+from tviz.render.groups import GROUP_RULE, aggregate, group_runs
 from tviz.store import RunData, RunSummary
 
 # Points per run and metric in the overlay chart: the index holds every run's metrics.
@@ -86,6 +88,8 @@ def render_index(
             "tokens": r.num_tokens,
             "started": r.started_at,
             "duration": r.duration_s,
+            "project": r.project,
+            "group": r.group,
         }
         for r in runs
     ]
@@ -101,6 +105,10 @@ def render_index(
             "tokens": charts.tokens_per_day(_spans_years(per_day)),
         },
         "quietAfter": model.QUIET_AFTER_S,
+        "palette": PALETTE,
+        "groups": index_groups(entries),
+        "groupRule": GROUP_RULE,
+        "dbName": db_name,
     }
     totals = {
         "runs": len(runs),
@@ -117,4 +125,30 @@ def render_index(
         db_name=db_name,
         has_tokens=bool(per_day),
         has_metrics=bool(metric_names),
+        has_projects=any(r.project or r.group for r in runs),
     )
+
+
+def index_groups(entries: list[IndexEntry]) -> dict[str, dict[str, Any]]:
+    """Group label -> {runs: ids, metrics: {name: [steps, mean, lo, hi]}} for every group of
+    two runs or more (the logger's group), each metric over the runs that logged it."""
+    found = group_runs([e.summary.group for e in entries])
+    out: dict[str, dict[str, Any]] = {}
+    for label, idx in found.items():
+        members = [entries[i] for i in idx]
+        metrics = {}
+        for name in sorted({n for e in members for n in e.metrics}):
+            agg = aggregate([tuple(e.metrics[name]) for e in members if name in e.metrics])
+            if agg is None:
+                continue
+            ds = minmax(agg["steps"], agg["mean"], INDEX_POINTS)
+            at = {s: k for k, s in enumerate(agg["steps"])}
+            keep = [at[s] for s in ds.steps]
+            metrics[name] = [
+                ds.steps,
+                ds.values,
+                [agg["lo"][k] for k in keep],
+                [agg["hi"][k] for k in keep],
+            ]
+        out[label] = {"runs": [e.summary.id for e in members], "metrics": metrics}
+    return out

@@ -46,17 +46,51 @@ if (table) {
 }
 
 var overlayView = null;
+// A run's label and colour: by its place among all runs, so it keeps its colour whichever
+// runs are ticked; a group's from its first run.
+function runLabel(id) { return names.get(id) + " (" + id + ")"; }
+function colorScale() {
+  var domain = [], range = [];
+  DATA.runs.forEach(function (r, i) { domain.push(runLabel(r.id)); range.push(DATA.palette[i % DATA.palette.length]); });
+  Object.keys(DATA.groups || {}).forEach(function (g) {
+    var first = DATA.runs.findIndex(function (r) { return r.id === DATA.groups[g].runs[0]; });
+    domain.push("group " + g); range.push(DATA.palette[Math.max(0, first) % DATA.palette.length]);
+  });
+  return { domain: domain, range: range };
+}
+function asGroups() { var box = $("#as-groups"); return !!(box && box.checked); }
+function pickedIds() { return $$(".pick").filter(function (c) { return c.checked; }).map(function (c) { return c.value; }); }
+function groupOf(id) {
+  if (!asGroups()) return null;
+  var found = null;
+  Object.keys(DATA.groups || {}).forEach(function (g) { if (DATA.groups[g].runs.indexOf(id) >= 0) found = g; });
+  return found;
+}
+var bands = [], overlayKey = null, overlayBands = false;
 function overlayRows() {
   var metric = $("#metric").value;
   var rows = [];
-  var picked = $$(".pick").filter(function (c) { return c.checked; }).map(function (c) { return c.value; });
-  var used = 0;
+  var picked = pickedIds();
+  var used = 0, drawnGroups = new Set();
+  bands = [];
   picked.forEach(function (id) {
+    var g = groupOf(id);
+    if (g !== null) {
+      if (drawnGroups.has(g)) { used++; return; }
+      var agg = ownGet(DATA.groups[g].metrics, metric);
+      if (!Array.isArray(agg)) return;
+      drawnGroups.add(g); used++;
+      for (var k = 0; k < agg[0].length; k++) {
+        rows.push({ step: agg[0][k], value: agg[1][k], run: "group " + g });
+        bands.push({ step: agg[0][k], lo: agg[2][k], hi: agg[3][k], run: "group " + g });
+      }
+      return;
+    }
     // Metric names are text from the database too: "constructor" must not find Object's.
     var s = ownGet(ownGet(DATA.metrics, id), metric);
     if (!Array.isArray(s) || !Array.isArray(s[0]) || !Array.isArray(s[1])) return;
     used++;
-    var label = names.get(id) + " (" + id + ")";
+    var label = runLabel(id);
     for (var i = 0; i < s[0].length; i++) rows.push({ step: s[0][i], value: s[1][i], run: label });
   });
   $("#overlay-status").textContent = picked.length ? used + " of " + picked.length + " ticked runs logged this metric" : "tick runs in the table to compare them";
@@ -66,10 +100,52 @@ function drawOverlay() {
   var node = $("#overlay");
   if (!node) return;
   var spec = JSON.parse(JSON.stringify(DATA.specs.overlay));
-  spec.datasets = { rows: overlayRows() };
+  spec.datasets = { rows: overlayRows(), bands: bands };
+  var scale = colorScale(), drawn = [];
+  spec.datasets.rows.forEach(function (r) { if (drawn.indexOf(r.run) < 0) drawn.push(r.run); });
+  (spec.layer || []).forEach(function (layer) {
+    var c = layer.encoding && layer.encoding.color;
+    if (c) c.scale = { domain: scale.domain, range: scale.range };
+    if (c && c.legend) c.legend = Object.assign({}, c.legend, { values: drawn });  // the drawn runs only
+  });
+  if (bands.length && spec.layer) {  // groups: the min-max band under the mean line
+    spec.layer.push({
+      data: { name: "bands" }, mark: { type: "area", opacity: 0.18 },
+      encoding: { x: { field: "step", type: "quantitative" }, y: { field: "lo", type: "quantitative", title: null },
+        y2: { field: "hi" }, color: { field: "run", type: "nominal", scale: { domain: scale.domain, range: scale.range } } }
+    });
+  }
+  showCommand();
+  overlayKey = JSON.stringify([scale, asGroups()]);
+  overlayBands = bands.length > 0;
   if (overlayView) overlayView.finalize();
   vegaEmbed(node, spec, embedOptions()).then(function (res) { overlayView = res.view; node.dataset.drawn = "yes"; });
 }
+// The `tviz compare` command for the ticked runs (copy it), and under `tviz watch` (its
+// script sets tvizWatch, after this script ran: hence the event) a link that builds it there.
+function showCommand() {
+  var node = $("#compare-command");
+  if (!node) return;
+  var ids = pickedIds();
+  var quote = function (t) { return /^[A-Za-z0-9_.\/:=@%+-]+$/.test(t) ? t : "'" + t.replace(/'/g, "'\\''") + "'"; };
+  node.textContent = ids.length >= 2
+    ? ["tviz", "compare"].concat(ids.map(quote), ["--db", quote(DATA.dbName)]).join(" ")
+    : "tick two runs or more";
+  var link = $("#open-compare"), live = window.tvizWatch && window.tvizWatch.compare;
+  if (!link) return;
+  link.hidden = !(live && ids.length >= 2 && ids.length <= live.max_runs);
+  link.href = link.hidden ? "#" : live.path + "?" + ids.map(function (id) {
+    return "run=" + encodeURIComponent(id);
+  }).join("&");
+}
+addEventListener("tviz-watch", showCommand);
+if ($("#copy-compare")) {
+  $("#copy-compare").addEventListener("click", function () {
+    var text = $("#compare-command").textContent;
+    if (navigator.clipboard) navigator.clipboard.writeText(text).then(function () { toast("copied"); }, function () { toast(text); });
+  });
+}
+if ($("#as-groups")) $("#as-groups").addEventListener("change", drawOverlay);
 if ($("#overlay")) {
   $("#metric").addEventListener("change", drawOverlay);
   table.addEventListener("change", function (e) { if (e.target.classList.contains("pick")) drawOverlay(); });
@@ -124,7 +200,13 @@ window.tvizUpdate = function (doc) {
     $$("option", newSelect).forEach(function (o) { select.appendChild(document.importNode(o, true)); });
     if ($$("option", select).some(function (o) { return o.value === chosen; })) select.value = chosen;
   }
-  if (overlayView) overlayView.data("rows", overlayRows()).runAsync();
+  // New data through the view keeps the zoom; new runs or groups change the colours: redraw.
+  if (overlayView && overlayKey === JSON.stringify([colorScale(), asGroups()])) {
+    var fresh = overlayRows();
+    if (!bands.length === !overlayBands) overlayView.data("rows", fresh);
+    if (bands.length && overlayBands) overlayView.data("bands", bands);
+    if (!bands.length === !overlayBands) overlayView.runAsync(); else drawOverlay();
+  } else if (overlayView) drawOverlay();
   else if ($("#overlay")) drawOverlay();
   if ($("#tokens")) {
     if (tokensView && JSON.stringify(DATA.specs.tokens) === JSON.stringify(old.specs.tokens)) {
@@ -133,6 +215,7 @@ window.tvizUpdate = function (doc) {
       drawTokens();
     }
   }
+  showCommand();
   return true;
 };
 document.body.dataset.ready = "yes";

@@ -20,8 +20,13 @@
 (function () {
   "use strict";
   // Filled in when served (tviz/watch/inject.py), as JSON: the version of this page and
-  // {"poll_ms", "endpoint", "header"}.
+  // {"poll_ms", "endpoint", "header", "compare": {"path", "max_runs"}}.
   var VERSION = "", SETTINGS = {};
+  // Tells the page that a server is behind it (it runs after the page's own scripts, hence
+  // the event): the index then offers a link that builds a comparison there. Opened from
+  // file:// neither exists and the page shows only what works offline.
+  window.tvizWatch = {compare: SETTINGS.compare || null};
+  dispatchEvent(new Event("tviz-watch"));
   var EVERY = SETTINGS.poll_ms, page = location.pathname;
   var KEY = "tviz-watch:" + page, HOLD_MS = 2000;
   function hooks() {

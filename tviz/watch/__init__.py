@@ -15,6 +15,8 @@ Three small parts, in the spirit of mkdocs' livereload, tied together by `sessio
   events use up Chromium's six connections per host. On a change it fetches the new page and
   lets the page update itself in place (its charts keep their Vega views, zoom and the
   reader's place), reloading only when it cannot.
+- comparing (`compare`): `GET /compare?run=ID&run=ID`, the index's link for the ticked runs,
+  builds what `tviz compare` writes into `compare/` and redirects to it.
 """
 
 from tviz.watch.inject import inject_reload, reload_script

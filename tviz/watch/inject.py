@@ -2,9 +2,9 @@
 
 The script is added at serve time, just before the page's `</body>`, so the files on disk stay
 byte for byte what `tviz build` writes. Its values (the page's version, the poll interval, the
-version endpoint and header) are written into its first statement as JSON; nothing else in the
-file is touched. The pages' hash-only Content-Security-Policy then gets the hash of the script
-as served (see `tviz.render.csp.allow_served_script`).
+version endpoint and header, the compare endpoint) are written into its first statement as
+JSON; nothing else in the file is touched. The pages' hash-only Content-Security-Policy then
+gets the hash of the script as served (see `tviz.render.csp.allow_served_script`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import functools
 import json
 import re
 from importlib.resources import files
+
+from tviz.watch.compare import COMPARE_PATH, MAX_RUNS
 
 # The endpoint the script polls for a page's version, and the header that names the version
 # of a page as served (an in-place update takes it from the page it fetched).
@@ -44,7 +46,12 @@ def reload_script(version: str, poll_ms: int = 300) -> str:
     """The `<script>` element added to a page whose bytes have version `version`."""
     # The version is our own hex digest (or "none"), never text from the page or request.
     assert re.fullmatch(r"[0-9a-z]+", version), version
-    settings = {"poll_ms": poll_ms, "endpoint": VERSION_PATH, "header": VERSION_HEADER}
+    settings = {
+        "poll_ms": poll_ms,
+        "endpoint": VERSION_PATH,
+        "header": VERSION_HEADER,
+        "compare": {"path": COMPARE_PATH, "max_runs": MAX_RUNS},
+    }
     values = f"var VERSION = {_json(version)}, SETTINGS = {_json(settings)};"
     return f'<script data-tviz-watch="1">{_source().replace(_VALUES, values, 1)}</script>'
 

@@ -1,10 +1,12 @@
 """The HTTP side of `tviz watch`: a stdlib ThreadingHTTPServer for the output folder.
 
 Loopback only unless asked, GET and HEAD only, no path out of the folder, only the `.html`
-pages the builder writes, no foreign Host header (DNS rebinding) and no request a browser marks
-as coming from another site. HTML gets the reload script at serve time (see `inject`), and a
-tiny version endpoint answers the script's polls: polling, since server-sent events use up
-Chromium's six connections per host and a seventh tab could not load.
+pages the builder writes (and the comparisons of `compare`, under `compare/`), no foreign Host
+header (DNS rebinding) and no request a browser marks as coming from another site. HTML gets
+the reload script at serve time (see `inject`), and a tiny version endpoint answers the
+script's polls: polling, since server-sent events use up Chromium's six connections per host
+and a seventh tab could not load. `GET /compare?run=ID&run=ID` builds a comparison and
+redirects to it (see `compare`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from tviz.names import DEFAULT_BUDGET_BYTES
+from tviz.watch.compare import COMPARE_PATH, CompareBuilds, CompareRefused
 from tviz.watch.inject import VERSION_HEADER, VERSION_PATH, inject_reload
 
 # A page asking for its version while pages are being rebuilt gets its answer when they are
@@ -72,7 +76,14 @@ class ReportServer(ThreadingHTTPServer):
     request_queue_size = 1024
 
     def __init__(
-        self, host: str, port: int, root: Path, *, db_path: Path | None = None, poll_ms: int = 300
+        self,
+        host: str,
+        port: int,
+        root: Path,
+        *,
+        db_path: Path | None = None,
+        poll_ms: int = 300,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         if host == "localhost":
             # It may name 127.0.0.1 and ::1; binding only the first would let another server
@@ -85,6 +96,7 @@ class ReportServer(ThreadingHTTPServer):
         self._lock = threading.Lock()
         self._built = threading.Condition()
         self._building = False
+        self.compares = CompareBuilds(self.root, db_path, budget_bytes)
         try:
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
@@ -291,6 +303,9 @@ class ReportHandler(BaseHTTPRequestHandler):
         if url.path == VERSION_PATH:
             self._version(url.query, head)
             return
+        if url.path == COMPARE_PATH:
+            self._compare(url.query, head)
+            return
         path = self.server.resolve(url.path)
         if path is None:
             if url.path in ("/", "/index.html") and not (self.server.root / "index.html").exists():
@@ -319,6 +334,25 @@ class ReportHandler(BaseHTTPRequestHandler):
         path = self.server.resolve(page)
         body = json.dumps({"version": self.server.page_version(path)}).encode()
         self._send(HTTPStatus.OK, body, "application/json", head=head)
+
+    def _compare(self, query: str, head: bool) -> None:
+        """Build the comparison of the runs named and redirect to it (see `compare`)."""
+        if head:  # a build is never a side effect of HEAD
+            self._send(
+                HTTPStatus.METHOD_NOT_ALLOWED, b"only GET\n", head=True, extra={"Allow": "GET"}
+            )
+            return
+        # A build writes files: the request must say it comes from our pages or the reader
+        # (a link, the address bar); a browser too old to say is refused, not trusted.
+        if self.headers.get("Sec-Fetch-Site") not in ("none", "same-origin"):
+            self._send(HTTPStatus.FORBIDDEN, b"cross-site request\n")
+            return
+        try:
+            page = self.server.compares.page_for(query)
+        except CompareRefused as refused:
+            self._send(refused.status, refused.message.encode("utf-8", "replace") + b"\n")
+            return
+        self._send(HTTPStatus.SEE_OTHER, f"see {page}\n".encode(), extra={"Location": page})
 
     def _waiting_page(self, head: bool) -> None:
         # Before the first build (or while the database does not exist) the address already

@@ -110,6 +110,7 @@ class LiveSite:
             self.out_dir,
             db_path=self.db_path,
             poll_ms=self.options.poll_ms,
+            budget_bytes=self.options.budget_bytes,
         )
         self.url = self.server.url
         self.tracker.building = self.server.rebuilding
