@@ -121,20 +121,21 @@ def _line(
     *,
     name: str | None = None,
     clickable: bool = True,
+    max_points: int = MAX_POINTS,
 ) -> dict[str, Any]:
     names = tuple(series)
     spec = f"line:{'|'.join(names)}:{'|'.join(colors)}"
     drawn: dict[str, list[list[Any]]] = {}
     reduced_from = 0
     for key, (steps, values) in series.items():
-        ds = minmax(steps, values, MAX_POINTS)
+        ds = minmax(steps, values, max_points)
         drawn[key] = [ds.steps, ds.values]
         if ds.reduced:
             reduced_from = max(reduced_from, ds.original_points)
     note = ""
     if reduced_from:
         note = (
-            f"{MAX_POINTS:,} of {reduced_from:,} points drawn per line: the lowest and highest "
+            f"{max_points:,} of {reduced_from:,} points drawn per line: the lowest and highest "
             "value of each step range are kept, so spikes are never hidden."
         )
     return {
@@ -395,8 +396,9 @@ def _columns(chunks: list[StepChunk], most: int) -> list[list[StepChunk]]:
     return [chunks[i * n // most : (i + 1) * n // most] for i in range(most)]
 
 
-def metric_groups(data: RunData) -> list[dict[str, Any]]:
-    """Every numeric metric, one panel each, grouped by the first segment of its name."""
+def metric_groups(data: RunData, max_points: int = MAX_POINTS) -> list[dict[str, Any]]:
+    """Every numeric metric, one panel each, grouped by the first segment of its name, each
+    line downsampled to about `max_points` points (fewer past the page's size budget)."""
     groups: dict[str, list[str]] = {}
     for name in sorted(data.metrics):
         prefix = name.split("/", 1)[0] if "/" in name else "other"
@@ -412,7 +414,9 @@ def metric_groups(data: RunData) -> list[dict[str, Any]]:
         panels = []
         for mi, name in enumerate(groups[prefix]):
             series = data.metrics[name]
-            panel = _line(f"m{gi}-{mi}", name, {name: _series(series)}, (charts.BLUE,))
+            panel = _line(
+                f"m{gi}-{mi}", name, {name: _series(series)}, (charts.BLUE,), max_points=max_points
+            )
             panel["spec"] = f"line:{'value'}:{charts.BLUE}"
             panel["series"] = {"value": panel["series"][name]}
             panels.append(panel)

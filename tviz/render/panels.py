@@ -80,7 +80,8 @@ def arrange(groups: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 continue
             describe(panel, metric=True)
             charts.append(panel)
-        out.append({**group, "charts": charts, "constants": constants})
+        # `listed`: panels the size budget lists instead of drawing (render/chart_budget.py).
+        out.append({**group, "charts": charts, "constants": constants, "listed": []})
     return out
 
 
