@@ -54,6 +54,16 @@ def out_option(default: str, help_text: str) -> Callable[[Callable[..., Any]], A
     )
 
 
+def budget_option(help_text: str) -> Callable[[Callable[..., Any]], Any]:
+    return click.option(
+        "--budget-mb",
+        type=click.FloatRange(min=1),
+        default=DEFAULT_BUDGET_BYTES / 1e6,
+        show_default=True,
+        help=help_text,
+    )
+
+
 def resolve_db(db_path: Path | None) -> Path:
     return db_path if db_path is not None else schema.default_db_path()
 
@@ -173,13 +183,7 @@ def import_command(
     "--run", "runs", multiple=True, metavar="NAME_OR_ID", help="Only this run (repeatable)."
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the result in a browser.")
-@click.option(
-    "--budget-mb",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_BUDGET_BYTES / 1e6,
-    show_default=True,
-    help="Largest run page; past it, rollouts are sampled (the page says so).",
-)
+@budget_option("Largest run page; past it, rollouts are sampled (the page says so).")
 @friendly_errors
 def build_command(
     db_path: Path | None,
@@ -270,13 +274,7 @@ def group_by_option(func: Callable[..., Any]) -> Callable[..., Any]:
     help="The HTML file to write.",
 )
 @group_by_option
-@click.option(
-    "--budget-mb",
-    type=click.FloatRange(min=1),
-    default=DEFAULT_BUDGET_BYTES / 1e6,
-    show_default=True,
-    help="Largest page; past it, fewer samples are shown side by side (the page says so).",
-)
+@budget_option("Largest page; past it, fewer samples are shown side by side (the page says so).")
 @friendly_errors
 def compare_command(
     runs: tuple[str, ...],

@@ -87,13 +87,8 @@ def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> Non
     result.rollout_steps_replaced = len(plan.replace_rollout_steps)
     every = Metrics({**folder.resumes.earlier, **folder.metrics.steps}, {}, 0)
     started_at, step_ends = timeline(folder.path, every, folder.problems)
-    logger = TvizLogger(
-        result.db_path,
-        run_name=result.run_name,
-        run_id=result.run_id,
-        started_at=started_at,
-        strict=True,
-    )
+    run = {"run_name": result.run_name, "run_id": result.run_id, "started_at": started_at}
+    logger = TvizLogger(result.db_path, **run, strict=True)
     try:
         _write_metrics(logger, plan, step_ends, result)
         _write_rollouts(logger, plan, step_ends, result, folder.problems)
