@@ -85,3 +85,25 @@ def test_a_run_used_as_a_context_manager_is_marked_crashed_on_error(db_path: Pat
     assert tviz.run is None
     with Store(db_path) as store:
         assert [r.status for r in store.list_runs()] == ["crashed"]
+
+
+def test_a_step_that_is_no_number_never_raises_into_the_loop(db_path: Path) -> None:
+    tviz.init(name="s", db_path=db_path)
+    with pytest.warns(tviz.logger.TvizWarning):
+        tviz.log({"a": 1.0}, step="epoch-1")
+        tviz.run.logger.flush()
+    tviz.log({"a": 2.0})  # the count goes on
+    tviz.finish()
+    with Store(db_path) as store:
+        (summary,) = store.list_runs()
+        assert store.load_run(summary.id).metrics["a"].steps == [0]
+
+
+def test_leaving_a_runs_block_ends_that_run_not_the_current_one(db_path: Path) -> None:
+    first = tviz.init(name="a", db_path=db_path)
+    second = tviz.init(name="b", db_path=db_path)  # ends `first`
+    with first:
+        pass
+    assert tviz.run is second
+    second.finish()
+    assert tviz.run is None

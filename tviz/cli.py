@@ -284,17 +284,14 @@ def compare_command(
     budget_mb: float,
 ) -> None:
     """Compare runs in one self-contained HTML file: config diff, metrics, samples."""
-    from tviz.render import comparison
-    from tviz.render.compare import render_compare
-    from tviz.render.site import write_atomic
+    from tviz.render.compare import write_comparison
 
     dbs = [resolve_db(p) for p in db_paths] or [resolve_db(None)]
-    loaded = comparison.load(runs, dbs, group_by)
-    html, notice = render_compare(loaded, budget_bytes=int(budget_mb * 1_000_000))
+    budget = int(budget_mb * 1_000_000)
+    n, notice = write_comparison(runs, dbs, out_file, group_by=group_by, budget_bytes=budget)
     if notice:
         click.echo(f"note: {notice}", err=True)
-    write_atomic(out_file, html)
-    click.echo(f"wrote {out_file} ({len(loaded.runs)} runs)")
+    click.echo(f"wrote {out_file} ({n} runs)")
 
 
 @main.command("export")

@@ -6,8 +6,8 @@ wandb: `init` starts it, `finish` ends it, and `tviz.run` is it (None between ru
 
 Steps count up by themselves: each `log` call without `step=` logs at the next step (0, 1, 2...);
 `log(..., step=N)` logs at N and the count goes on from N + 1. `log_rollouts` without `step=`
-logs at the step the next `log` call will use, so rollouts and the metrics computed from them
-land on the same step whichever is logged first.
+logs at the step the next `log` call will use: log a step's rollouts before its metrics (or pass
+`step=` to both) and they land on the same step.
 """
 
 from __future__ import annotations
@@ -51,20 +51,27 @@ class Run:
         if step is None:
             step = self.step
         self.logger.log_metrics(data, step=step)
-        self.step = max(self.step, int(step) + 1)
+        try:
+            self.step = max(self.step, int(step) + 1)
+        except (TypeError, ValueError, OverflowError):
+            pass  # not a step: the logger has warned and skipped the call; training goes on
 
     def log_rollouts(self, rollouts: Iterable[Rollout], step: int | None = None) -> None:
         """Log groups of trajectories (see `tviz.records`) at `step`, default the next step."""
         self.logger.log_rollouts(rollouts, step=self.step if step is None else step)
 
     def finish(self, status: str = "finished") -> None:
+        """End this run; if it is the current one, there is no current run any more."""
+        global run
+        if run is self:
+            run = None
         self.logger.close(status)
 
     def __enter__(self) -> Run:
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
-        finish("crashed" if exc_type is not None else "finished")
+        self.finish("crashed" if exc_type is not None else "finished")
 
     def __repr__(self) -> str:
         return f"<tviz run {self.name!r} ({self.id})>"
@@ -117,7 +124,5 @@ def log_rollouts(rollouts: Iterable[Rollout], step: int | None = None) -> None:
 
 def finish(status: str = "finished") -> None:
     """End the current run (nothing to do when there is none)."""
-    global run
-    current, run = run, None
-    if current is not None:
-        current.finish(status)
+    if run is not None:
+        run.finish(status)

@@ -29,7 +29,7 @@ from tviz.names import DEFAULT_PORT, run_page
 from tviz.notices import TvizWarning
 from tviz.notices import warn as _warn
 from tviz.records import Rollout
-from tviz.values import plain_scalar
+from tviz.values import jsonable, plain_scalar
 from tviz.writer import DEFAULT_QUEUE_BYTES, Writer
 
 __all__ = ["TvizLogger", "TvizWarning"]
@@ -154,8 +154,15 @@ class TvizLogger(LoggerBase):
     def log_hparams(self, config: Any) -> None:
         """Store the run's config (dataclasses, pydantic models, dicts, Paths, enums...).
 
-        A later call merges its keys over the earlier ones.
+        A later call merges its keys over the earlier ones. The config is read now: changing
+        it after the call changes nothing that was logged.
         """
+        if self._closed:
+            return self._after_close()
+        try:
+            config = jsonable(config)
+        except Exception as exc:  # a config whose conversion fails must not stop training
+            return self._bad_input(f"skipped a config it could not read ({exc!r})")
         self._writer.submit(("config", config), 4096)
 
     def log_metrics(

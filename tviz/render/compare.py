@@ -9,7 +9,6 @@ come last and are cut first (the page says so).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,7 +20,7 @@ from tviz.render import comparison, groups, samples, summary
 from tviz.render.comparison import Comparison
 from tviz.render.embed import script_js, script_json
 from tviz.render.model import flatten
-from tviz.render.pages import Pages
+from tviz.render.pages import Pages, show_value
 from tviz.render.site import write_atomic
 from tviz.render.smoothing import default_smoothing
 
@@ -33,7 +32,7 @@ _POINT_BYTES = 24
 def config_diff(configs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
     """{"differ": [{key, values}], "same": [{key, value}]}: every config leaf (dotted key),
     the keys whose values differ between the runs first (a run without the key: None)."""
-    flat = [{k: _show(v) for k, v in flatten(c) if k} for c in configs]
+    flat = [{k: show_value(v) for k, v in flatten(c) if k} for c in configs]
     keys = sorted({k for f in flat for k in f})
     differ, same = [], []
     for key in keys:
@@ -43,10 +42,6 @@ def config_diff(configs: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]
         else:
             same.append({"key": key, "value": values[0]})
     return {"differ": differ, "same": same}
-
-
-def _show(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def _scripts(pages: Pages) -> Markup:

@@ -60,7 +60,7 @@ def _chunk_tag(step: int) -> str:
 TABLE_TAG = '<script type="application/deflate-base64" id="sample-rows">'
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
     """A config leaf as text: strings as they are, the rest as JSON (escaped by autoescape)."""
     if isinstance(value, str):
         return value
@@ -82,7 +82,7 @@ class Pages:
         self.env.filters["count"] = formats.fmt_count
         self.env.filters["when"] = formats.fmt_time
         self.env.filters["duration"] = formats.fmt_duration
-        self.env.filters["show"] = _show
+        self.env.filters["show"] = show_value
         self.env.filters["script_json"] = lambda v: Markup(script_json(v))
         self.env.tests["mapping"] = lambda v: isinstance(v, dict)
         self.env.tests["sequence_of_values"] = lambda v: isinstance(v, list)
