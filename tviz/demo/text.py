@@ -49,15 +49,32 @@ class _Problem:
     expression: str  # what a calculator call would compute
 
 
+# Problems whose answer is a * b: the question, the reason, the unit of the answer.
+_PRODUCTS = {
+    0: (
+        "A train travels at {a} miles per hour for {b} hours. How many miles does it travel?",
+        "Distance is speed times time",
+        " miles",
+    ),
+    2: (
+        "A rectangle is {a} cm long and {b} cm wide. What is its area in square cm?",
+        "Area is length times width",
+        "",
+    ),
+    5: (
+        "A web page has {a} visitors a day. How many visitors does it have in {b} days?",
+        "Visitors per day times days",
+        "",
+    ),
+}
+
+
 def _problem(rng: random.Random, kind: int) -> _Problem:
     a, b, c = rng.randint(3, 60), rng.randint(2, 12), rng.randint(2, 30)
-    if kind == 0:
-        return _Problem(
-            f"A train travels at {a} miles per hour for {b} hours. How many miles does it travel?",
-            a * b,
-            [f"Distance is speed times time: {a} * {b} = {a * b} miles."],
-            f"{a}*{b}",
-        )
+    if kind in _PRODUCTS:
+        question, why, unit = _PRODUCTS[kind]
+        working = [f"{why}: {a} * {b} = {a * b}{unit}."]
+        return _Problem(question.format(a=a, b=b), a * b, working, f"{a}*{b}")
     if kind == 1:
         b = min(b, a)
         return _Problem(
@@ -67,13 +84,6 @@ def _problem(rng: random.Random, kind: int) -> _Problem:
             [f"After giving some away: {a} - {b} = {a - b}.", f"Then {a - b} + {c} = {a - b + c}."],
             f"{a}-{b}+{c}",
         )
-    if kind == 2:
-        return _Problem(
-            f"A rectangle is {a} cm long and {b} cm wide. What is its area in square cm?",
-            a * b,
-            [f"Area is length times width: {a} * {b} = {a * b}."],
-            f"{a}*{b}",
-        )
     if kind == 3:
         return _Problem(
             f"What is {a} + {b} * {c}?",
@@ -81,23 +91,13 @@ def _problem(rng: random.Random, kind: int) -> _Problem:
             [f"Multiplication first: {b} * {c} = {b * c}.", f"Then {a} + {b * c} = {a + b * c}."],
             f"{a}+{b}*{c}",
         )
-    if kind == 4:
-        packs = -(-c * b // a) if a else 0
-        return _Problem(
-            f"Pencils come in packs of {a}. A class of {c} students needs {b} pencils each."
-            " How many packs must the teacher buy?",
-            packs,
-            [
-                f"Pencils needed: {c} * {b} = {c * b}.",
-                f"Packs: {c * b} / {a} rounded up = {packs}.",
-            ],
-            f"ceil({c}*{b}/{a})",
-        )
+    packs = -(-c * b // a) if a else 0  # kind 4
     return _Problem(
-        f"A web page has {a} visitors a day. How many visitors does it have in {b} days?",
-        a * b,
-        [f"Visitors per day times days: {a} * {b} = {a * b}."],
-        f"{a}*{b}",
+        f"Pencils come in packs of {a}. A class of {c} students needs {b} pencils each."
+        " How many packs must the teacher buy?",
+        packs,
+        [f"Pencils needed: {c} * {b} = {c * b}.", f"Packs: {c * b} / {a} rounded up = {packs}."],
+        f"ceil({c}*{b}/{a})",
     )
 
 
