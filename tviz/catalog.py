@@ -8,8 +8,9 @@ metric that fills the *role* "reward", with its catalog entry (a human label, th
 direction that is better, and the transform that turns the logged value into the role's value,
 such as TRL's share of mixed groups: `1 - frac_reward_zero_std`).
 
-Adding a trainer (or a name) is adding entries to its block below: the blocks are tried in the
-order of `TRAINERS`, a block's entries in their order, and the first name a run has wins. A
+The names themselves are data, in `tviz/catalog.toml`: adding a trainer (or a name) is adding
+lines there. The blocks are tried in their order, a block's entries in theirs, and the first name
+a run has wins. A
 name two trainers share (`reward`, `entropy`) may stand in both blocks; `find` returns the first.
 Kept free of imports beyond the standard library: the logger imports it (through `tviz.names`)
 in the training process.
@@ -17,8 +18,10 @@ in the training process.
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
+from importlib import resources
 
 __all__ = [
     "ENTRIES",
@@ -103,10 +106,6 @@ class Trainer:
     entries: tuple[Entry, ...]
 
 
-def _trainer(key: str, label: str, overview: tuple[str, ...], *entries: Entry) -> Trainer:
-    return Trainer(key, label, overview, tuple(replace(e, trainer=key) for e in entries))
-
-
 # The roles the run page's overview charts from a run's logged metrics: reward, output length,
 # KL, entropy and the group signal (reward and length only where no rollouts give exact figures).
 OVERVIEW_ROLES = (
@@ -119,82 +118,21 @@ OVERVIEW_ROLES = (
     "frac_mixed",
 )
 
-TINKER = _trainer(
-    "tinker-cookbook",
-    "tinker-cookbook",
-    OVERVIEW_ROLES,
-    Entry("env/all/reward/total", "reward", "Reward", better=HIGHER),
-    Entry("optim/kl_sample_train_v1", "kl", "KL sampler → learner", better=LOWER),
-    Entry("optim/kl_sample_train_v2", "kl", "KL sampler → learner (v2)", better=LOWER),
-    Entry("optim/entropy", "entropy", "Entropy"),
-    Entry("env/all/ac_tokens_per_turn", "output_length", "Output tokens per turn", "tokens"),
-    Entry("env/all/by_group/frac_mixed", "frac_mixed", "Mixed groups", "fraction", HIGHER),
-    Entry("env/all/by_group/frac_all_good", "frac_all_good", "All-good groups", "fraction"),
-    Entry("env/all/by_group/frac_all_bad", "frac_all_bad", "All-bad groups", "fraction", LOWER),
-    Entry("optim/lr", "learning_rate", "Learning rate"),
-    Entry("time/total", "step_time", "Step time", "seconds", LOWER),
-)
 
-# The columns of tviz 0.2.x's `steps` table (a migrated file's metrics carry these names), and
-# the names 0.2.x read as the reward.
-TVIZ_02 = _trainer(
-    "tviz-0.2",
-    "tviz 0.2.x",
-    OVERVIEW_ROLES,
-    Entry("reward/total", "reward", "Reward", better=HIGHER),
-    Entry("reward_mean", "reward", "Reward", better=HIGHER),
-    Entry("reward", "reward", "Reward", better=HIGHER),
-    Entry("env/all/reward", "reward", "Reward", better=HIGHER),
-    Entry("reward_std", "reward_std", "Reward spread (std)"),
-    Entry("kl_divergence", "kl", "KL divergence"),
-    Entry("entropy", "entropy", "Entropy"),
-    Entry("ac_tokens_per_turn", "output_length", "Output tokens per turn", "tokens"),
-    Entry("frac_mixed", "frac_mixed", "Mixed groups", "fraction", HIGHER, suffix=True),
-    Entry("frac_all_good", "frac_all_good", "All-good groups", "fraction", suffix=True),
-    Entry("frac_all_bad", "frac_all_bad", "All-bad groups", "fraction", LOWER, suffix=True),
-    Entry("loss", "loss", "Loss"),
-    Entry("learning_rate", "learning_rate", "Learning rate"),
-    Entry("time_total", "step_time", "Step time", "seconds", LOWER),
-)
+def _load(text: str) -> tuple[Trainer, ...]:
+    """The trainers of `catalog.toml`, in its order (the order `find` tries them)."""
+    trainers = []
+    for block in tomllib.loads(text)["trainer"]:
+        key = block["key"]
+        entries = tuple(Entry(**metric, trainer=key) for metric in block["metrics"])
+        overview = tuple(block.get("overview", OVERVIEW_ROLES))
+        trainers.append(Trainer(key, block["label"], overview, entries))
+    return tuple(trainers)
 
-# Hugging Face TRL's GRPOTrainer (and its RLOO/DAPO-style siblings), as TRL 1.x logs them.
-TRL = _trainer(
-    "trl",
-    "Hugging Face TRL",
-    OVERVIEW_ROLES,
-    Entry("reward", "reward", "Reward", better=HIGHER),
-    Entry("reward_std", "reward_std", "Reward spread (std)"),
-    Entry("kl", "kl", "KL to the reference model"),
-    Entry("entropy", "entropy", "Entropy"),
-    Entry("completions/mean_length", "output_length", "Mean output length", "tokens"),
-    Entry("completions/clipped_ratio", "truncated", "Truncated outputs", "fraction", LOWER),
-    # The share of groups whose rewards are all equal: no signal. Mixed groups are the rest.
-    Entry("frac_reward_zero_std", "frac_mixed", "Mixed groups", "fraction", HIGHER, "one_minus"),
-    Entry("loss", "loss", "Loss"),
-    Entry("learning_rate", "learning_rate", "Learning rate"),
-    Entry("grad_norm", "grad_norm", "Gradient norm"),
-    Entry("step_time", "step_time", "Step time", "seconds", LOWER),
-)
 
-# verl's PPO/GRPO trainer (verl/trainer/ppo/metric_utils.py and its actors).
-VERL = _trainer(
-    "verl",
-    "verl",
-    OVERVIEW_ROLES,
-    Entry("critic/score/mean", "reward", "Reward (score)", better=HIGHER),
-    Entry("critic/rewards/mean", "reward", "Reward (with KL penalty)", better=HIGHER),
-    Entry("actor/ppo_kl", "kl", "KL old → new policy", better=LOWER),
-    Entry("actor/kl_loss", "kl", "KL to the reference model"),
-    Entry("actor/entropy", "entropy", "Entropy"),
-    Entry("response_length/mean", "output_length", "Mean output length", "tokens"),
-    Entry("response_length/clip_ratio", "truncated", "Truncated outputs", "fraction", LOWER),
-    Entry("actor/pg_loss", "loss", "Policy loss"),
-    Entry("actor/lr", "learning_rate", "Learning rate"),
-    Entry("actor/grad_norm", "grad_norm", "Gradient norm"),
-    Entry("timing_s/step", "step_time", "Step time", "seconds", LOWER),
+TRAINERS: tuple[Trainer, ...] = _load(
+    (resources.files("tviz") / "catalog.toml").read_text(encoding="utf-8")
 )
-
-TRAINERS: tuple[Trainer, ...] = (TINKER, TVIZ_02, TRL, VERL)
 # Every entry, in the order `find` tries them.
 ENTRIES: tuple[Entry, ...] = tuple(e for t in TRAINERS for e in t.entries)
 
