@@ -43,6 +43,39 @@ def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
     )(func)
 
 
+DBS_HELP = (
+    "SQLite file, repeatable: runs are looked up in each (default: $TVIZ_DB_PATH or"
+    " ~/.tviz/tviz.db)."
+)
+MANY_DBS_HELP = (
+    "SQLite file, repeatable, or a quoted glob ('runs/node*.db'): one site over all of them, a"
+    " run found in several files merged (default: $TVIZ_DB_PATH or ~/.tviz/tviz.db)."
+)
+
+
+def dbs_option(
+    func: Callable[..., Any] | None = None, *, help_text: str = DBS_HELP
+) -> Callable[..., Any]:
+    def wrap(f: Callable[..., Any]) -> Callable[..., Any]:
+        return click.option(
+            "--db",
+            "db_paths",
+            multiple=True,
+            type=click.Path(dir_okay=False, path_type=Path),
+            help=help_text,
+        )(f)
+
+    return wrap if func is None else wrap(func)
+
+
+def resolve_dbs(db_paths: tuple[Path, ...]) -> list[Path]:
+    """The files named (globs expanded; a missing file or an empty glob is an error), else the
+    default database."""
+    from tviz.store.many import expand_paths
+
+    return expand_paths(db_paths) if db_paths else [resolve_db(None)]
+
+
 def out_option(default: str, help_text: str) -> Callable[[Callable[..., Any]], Any]:
     return click.option(
         "--out",
@@ -75,24 +108,36 @@ def main() -> None:
 
 
 @main.command("ls")
-@db_option
+@dbs_option(help_text=MANY_DBS_HELP)
 @friendly_errors
-def ls_command(db_path: Path | None) -> None:
-    """List the runs in a database."""
-    with Store(resolve_db(db_path), timeout=2.0) as store:
-        runs = store.list_runs()
+def ls_command(db_paths: tuple[Path, ...]) -> None:
+    """List the runs in a database, or in several as one table."""
+    from tviz.store.many import StoreSet
+
+    dbs = resolve_dbs(db_paths)
+    if len(dbs) == 1:
+        with Store(dbs[0], timeout=2.0) as store:
+            runs, files = store.list_runs(), None
+    else:
+        with StoreSet(dbs) as stores:
+            found = stores.runs_by_file()
+        runs = [run for run, _ in found]
+        files = [", ".join(p.name for p in paths) for _, paths in found]
     if not runs:
-        click.echo(f"no runs in {resolve_db(db_path)}")
+        click.echo(f"no runs in {', '.join(map(str, dbs))}")
         return
-    click.echo(format_runs(runs))
+    click.echo(format_runs(runs, files=files))
 
 
-def format_runs(runs: list[RunSummary], now: float | None = None) -> str:
-    """A plain-text table of runs, one per line."""
+def format_runs(
+    runs: list[RunSummary], now: float | None = None, files: list[str] | None = None
+) -> str:
+    """A plain-text table of runs, one per line; `files`: a last column, the files of each."""
     now = time.time() if now is None else now
     header = ("ID", "NAME", "STATUS", "STEPS", "REWARD", "BEST", "TRAJ", "STARTED", "DURATION")
+    header += ("FILE",) if files is not None else ()
     rows = [header]
-    for run in runs:
+    for k, run in enumerate(runs):
         status = "quiet" if run.is_quiet(now) else run.status
         name = _printable(run.name)
         rows.append(
@@ -107,6 +152,7 @@ def format_runs(runs: list[RunSummary], now: float | None = None) -> str:
                 fmt_time(run.started_at),
                 fmt_duration(run.duration_s),
             )
+            + ((_printable(files[k]),) if files is not None else ())
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
@@ -177,7 +223,7 @@ def import_command(
 
 
 @main.command("build")
-@db_option
+@dbs_option(help_text=MANY_DBS_HELP)
 @out_option("tviz-report", "Folder for index.html and runs/<slug>.html.")
 @click.option(
     "--run", "runs", multiple=True, metavar="NAME_OR_ID", help="Only this run (repeatable)."
@@ -186,7 +232,7 @@ def import_command(
 @budget_option("Largest run page; past it, rollouts are sampled (the page says so).")
 @friendly_errors
 def build_command(
-    db_path: Path | None,
+    db_paths: tuple[Path, ...],
     out_dir: Path,
     runs: tuple[str, ...],
     open_browser: bool,
@@ -197,23 +243,37 @@ def build_command(
     import webbrowser
 
     from tviz.render import SiteBuilder
+    from tviz.store.many import StoreSet
 
-    db = resolve_db(db_path)
-    with Store(db, timeout=2.0) as store:  # fail on a bad file or run before writing anything
+    dbs = resolve_dbs(db_paths)
+    # Fail on a bad file or run before writing anything.
+    with Store(dbs[0], timeout=2.0) if len(dbs) == 1 else StoreSet(dbs) as store:
         run_ids = [store.find_run(name).id for name in runs] or None
+    db = dbs[0] if len(dbs) == 1 else dbs  # one file: exactly the one-file builder
     builder = SiteBuilder(db, out_dir, budget_bytes=int(budget_mb * 1_000_000))
     if sys.stderr.isatty():  # a bar for a person at a terminal; scripts get one line
-        with click.progressbar(length=1, label="building", file=sys.stderr) as bar:
+        start = time.monotonic()
+        with click.progressbar(
+            length=1,
+            label="building",
+            file=sys.stderr,
+            show_pos=True,
+            item_show_func=lambda rate: rate,
+        ) as bar:
 
             def progress(done: int, total: int, run: RunSummary) -> None:
                 bar.length = total
-                bar.update(1)
+                rate = done / max(time.monotonic() - start, 1e-6)
+                bar.update(1, f"{rate:.2f} runs/s" if rate < 10 else f"{rate:.0f} runs/s")
 
             report = builder.build(run_ids, progress=progress)
     else:
         report = builder.build(run_ids)
     for run_id, notice in report.notices.items():
         click.echo(f"note: run {run_id}: {notice}", err=True)
+    for run_id, lines in report.conflicts.items():
+        for line in lines:
+            click.echo(f"warning: run {run_id}: {line}", err=True)
     index = out_dir / "index.html"
     click.echo(f"wrote {len(report.runs)} run pages and {index}")
     if open_browser:
@@ -239,17 +299,6 @@ def demo_command(out_dir: Path, steps: int, groups: int, samples: int, open_brow
     click.echo(f"open {site.index.resolve().as_uri()}")
     if open_browser:
         webbrowser.open(site.index.resolve().as_uri())
-
-
-def dbs_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--db",
-        "db_paths",
-        multiple=True,
-        type=click.Path(dir_okay=False, path_type=Path),
-        help="SQLite file, repeatable: runs are looked up in each (default: $TVIZ_DB_PATH or"
-        " ~/.tviz/tviz.db).",
-    )(func)
 
 
 def group_by_option(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -16,7 +16,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from tviz.render.index import IndexEntry, index_entry, render_index
 from tviz.render.pages import Pages, fair_caps
 from tviz.render.rollouts import StepChunk, encode_steps, plan_sample
 from tviz.store import RunData, RunNotFound, RunSummary, Store, StoreError
+from tviz.store.many import CONFLICT, StoreSet
 from tviz.store.prompts import prompt_history
 
 # progress(done, total, run): called after each run page is written.
@@ -41,6 +42,8 @@ class BuildReport:
     written: list[Path] = field(default_factory=list)
     runs: list[RunSummary] = field(default_factory=list)  # those whose page was written
     notices: dict[str, str] = field(default_factory=dict)  # run id -> what was left out
+    # run id -> one sentence per value two files disagree on (several databases only)
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
     failed: list[str] = field(default_factory=list)  # run ids whose page could not be made
 
 
@@ -50,15 +53,20 @@ class _RunCache:
 
 
 class SiteBuilder:
-    """Builds `out_dir/index.html` and `out_dir/runs/<slug>.html`, keeping caches between calls."""
+    """Builds `out_dir/index.html` and `out_dir/runs/<slug>.html`, keeping caches between calls.
+
+    `db_path` is one database, or several read as one (`tviz.store.many.StoreSet`: a run in
+    several files is merged)."""
 
     def __init__(
         self,
-        db_path: str | os.PathLike[str],
+        db_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         out_dir: str | os.PathLike[str],
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
-        self.db_path = Path(db_path)
+        paths = [db_path] if isinstance(db_path, (str, os.PathLike)) else list(db_path)
+        self.db_paths = [Path(p) for p in paths]
+        self.db_path = self.db_paths[0]  # images' relative paths are looked up beside it
         self.out_dir = Path(out_dir)
         self.budget_bytes = int(budget_bytes)
         self._pages = Pages()
@@ -74,7 +82,8 @@ class SiteBuilder:
         raises StoreError before anything is written.
         """
         report = BuildReport()
-        with Store(self.db_path) as store:
+        opened = Store(self.db_path) if len(self.db_paths) == 1 else StoreSet(self.db_paths)
+        with opened as store:
             runs = store.list_runs()
             if run_ids is None:
                 targets = runs
@@ -104,6 +113,8 @@ class SiteBuilder:
                 report.runs.append(data.summary)
                 if notice:
                     report.notices[run.id] = notice
+                if isinstance(store, StoreSet) and store.conflicts.get(run.id):
+                    report.conflicts[run.id] = store.conflicts[run.id]
                 self._index[run.id] = (versions.get(run.id, ()), index_entry(data))
                 if progress is not None:
                     progress(done, len(targets), data.summary)
@@ -119,12 +130,13 @@ class SiteBuilder:
         # Link only the pages that are there: `--run X` builds some, earlier builds may have
         # left others. Decided by the folder after this build, the same way every time.
         built = {e.summary.id for e in entries if (self.out_dir / pages[e.summary.id]).is_file()}
-        html = render_index(self._pages, entries, self.db_path.name, by_day, built, pages)
+        db_name = self.db_path.name if len(self.db_paths) == 1 else store.name
+        html = render_index(self._pages, entries, db_name, by_day, built, pages)
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
 
     @staticmethod
-    def _index_entry(store: Store, run: RunSummary) -> IndexEntry:
+    def _index_entry(store: Store | StoreSet, run: RunSummary) -> IndexEntry:
         """The run's row and metrics for the index; just its row if its data cannot be read."""
         try:
             return index_entry(store.load_run(run.id, rollout_steps=(), evals=False))
@@ -133,7 +145,9 @@ class SiteBuilder:
                 raise
             return IndexEntry(run, None, {})
 
-    def _build_run(self, store: Store, run_id: str, page: str) -> tuple[Path, RunData, str]:
+    def _build_run(
+        self, store: Store | StoreSet, run_id: str, page: str
+    ) -> tuple[Path, RunData, str]:
         cache = self._runs.setdefault(run_id, _RunCache())
         with store.snapshot() as conn:  # the index and the data from the same moment
             fingerprints = store.rollout_index(run_id)
@@ -145,7 +159,10 @@ class SiteBuilder:
                 if cache.chunks.get(s) is None or cache.chunks[s].fingerprint != fp
             ]
             data = store.load_run(run_id, rollout_steps=stale)
-            history = prompt_history(conn, run_id)
+            if isinstance(store, StoreSet):
+                history = store.prompt_history(run_id)
+            else:
+                history = prompt_history(conn, run_id)
         cache.chunks.update(encode_steps(data.rollouts, fingerprints, self.db_path.parent))
         chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
         html, notice = self._render_within_budget(data, chunks, history)
@@ -194,7 +211,8 @@ class SiteBuilder:
         html = _with_banner(page.render(plan, caps), banner)
         notices = (page.notice(plan), eval_notice(eval_chunks, page.eval_plan))
         notices += (page.texts_notice(caps), page.metrics_notice)
-        notices += tuple(data.notices)
+        # Conflicts between files are on the page (data.notices) but reported one a line.
+        notices += tuple(n for n in data.notices if not n.startswith(CONFLICT))
         return html, " ".join(n for n in notices if n)
 
 
