@@ -141,27 +141,24 @@ def test_ordinary_values_are_unchanged() -> None:
     assert text.count("[") == 65 and "<nested too deep: list>" in text
 
 
-def test_a_training_loop_is_not_slowed_by_a_cyclic_config(db_path: Path) -> None:
+def test_a_cyclic_config_leaves_the_writer_free_for_the_loop(db_path: Path) -> None:
+    # Today's bug: the writer walked this for ever, holding the GIL, and nothing else was
+    # written. Now the config is written and the metrics logged after it follow at once.
+    # (How much the writer costs the loop is a benchmark's business, not a timed test's.)
     root = Node("root")
     root.children = [Node(str(i), parent=root) for i in range(3)]
     for child in root.children:
         child.children = [Node("x", parent=child), root]  # back to the root too
 
-    def loop() -> float:
-        start = time.perf_counter()
-        total = 0
-        for i in range(1_000_000):
-            total += i % 7
-        return time.perf_counter() - start
-
-    base = min(loop() for _ in range(5))
     logger = TvizLogger(db_path, config=root)
-    time.sleep(0.05)  # the writer thread is at work on the config now
-    with_logger = min(loop() for _ in range(5))
+    for step in range(100):
+        logger.log_metrics({"loss": 1.0 / (step + 1)}, step=step)
     assert logger.flush(10)
     logger.close()
-    assert with_logger < base * 1.5
     assert _config_row(db_path)["children"][0]["children"][1] == "<cycle: Node>"
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT count(*) FROM metrics").fetchone() == (100,)
+    conn.close()
 
 
 # -- tinker-cookbook configs are chz classes ------------------------------------------------------
