@@ -229,6 +229,11 @@ def range_run(path: Path, steps: int = 12) -> str:
 
 def page_data(page: Path) -> dict:
     """A run page's `page-data` block: its charts, specs, steps and prompt histories."""
+    return page_json(page, "page-data")
+
+
+def page_json(page: Path, block_id: str) -> dict:
+    """The JSON of a page's `<script type="application/json" id=block_id>` block."""
     html = page.read_text("utf-8")
-    found = re.search(r'id="page-data">([^<]*)</script>', html)
+    found = re.search(rf'id="{re.escape(block_id)}">([^<]*)</script>', html)
     return json.loads(found.group(1))

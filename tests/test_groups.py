@@ -9,6 +9,7 @@ import pytest
 from browser import browser, open_page  # noqa: F401  (browser is a fixture)
 from click.testing import CliRunner
 from compare_runs import COUNT_COLOR, rl_run
+from render_data import page_json
 
 from tviz.cli import main
 from tviz.render import build_site, comparison
@@ -118,3 +119,36 @@ def test_index_shows_groups_projects_and_keeps_colours(browser, db, tmp_path):  
     assert before > 20 and after > 20
     assert page.evaluate(COUNT_COLOR, ["overlay", comparison.PALETTE[0]]) == 0
     assert runs[0]["id"] not in page.text_content("#compare-command")
+
+
+def test_build_group_by_groups_the_index_by_a_config_key(tmp_path):
+    db = tmp_path / "tviz.db"
+    for seed in range(3):  # no logger group: the config says which runs belong together
+        rl_run(db, f"a{seed}", lr=1e-5, seed=seed, steps=6, rollouts=False)
+    rl_run(db, "b0", lr=3e-5, steps=6, rollouts=False)
+    out = tmp_path / "site"
+    args = ["build", "--db", str(db), "--out", str(out), "--group-by", "learning_rate"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    data = page_json(out / "index.html", "index-data")
+    assert {r["id"]: r["group"] for r in data["runs"]} == {
+        "a0": "learning_rate=1e-05",
+        "a1": "learning_rate=1e-05",
+        "a2": "learning_rate=1e-05",
+        "b0": "learning_rate=3e-05",
+    }
+    # A group of three is drawn as mean and band; a run alone is no group.
+    assert set(data["groups"]) == {"learning_rate=1e-05"}
+    assert sorted(data["groups"]["learning_rate=1e-05"]["runs"]) == ["a0", "a1", "a2"]
+
+
+def test_index_over_two_files_offers_a_compare_command_naming_both(tmp_path):
+    a, b = tmp_path / "node-a.db", tmp_path / "node-b.db"
+    rl_run(a, "r1", lr=1e-5, steps=4, rollouts=False)
+    rl_run(b, "r2", lr=3e-5, steps=4, rollouts=False)
+    result = CliRunner().invoke(
+        main, ["build", "--db", str(a), "--db", str(b), "--out", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 0, result.output
+    data = page_json(tmp_path / "s" / "index.html", "index-data")
+    assert data["dbNames"] == ["node-a.db", "node-b.db"]

@@ -97,6 +97,16 @@ def budget_option(help_text: str) -> Callable[[Callable[..., Any]], Any]:
     )
 
 
+def group_by_option(func: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--group-by",
+        default=None,
+        metavar="CONFIG_KEY",
+        help="Runs with the same value of this config key (dotted for nested keys) form a"
+        " group, drawn as its mean with a min-max band (default: the logger's group).",
+    )(func)
+
+
 def resolve_db(db_path: Path | None) -> Path:
     return db_path if db_path is not None else schema.default_db_path()
 
@@ -230,6 +240,7 @@ def import_command(
 )
 @click.option("--open", "open_browser", is_flag=True, help="Open the result in a browser.")
 @budget_option("Largest run page; past it, rollouts are sampled (the page says so).")
+@group_by_option
 @friendly_errors
 def build_command(
     db_paths: tuple[Path, ...],
@@ -237,6 +248,7 @@ def build_command(
     runs: tuple[str, ...],
     open_browser: bool,
     budget_mb: float,
+    group_by: str | None,
 ) -> None:
     """Write self-contained HTML reports: one page per run and an index."""
     import sys
@@ -250,7 +262,8 @@ def build_command(
     with Store(dbs[0], timeout=2.0) if len(dbs) == 1 else StoreSet(dbs) as store:
         run_ids = [store.find_run(name).id for name in runs] or None
     db = dbs[0] if len(dbs) == 1 else dbs  # one file: exactly the one-file builder
-    builder = SiteBuilder(db, out_dir, budget_bytes=int(budget_mb * 1_000_000))
+    budget = int(budget_mb * 1_000_000)
+    builder = SiteBuilder(db, out_dir, budget_bytes=budget, group_by=group_by)
     if sys.stderr.isatty():  # a bar for a person at a terminal; scripts get one line
         start = time.monotonic()
         with click.progressbar(
@@ -299,16 +312,6 @@ def demo_command(out_dir: Path, steps: int, groups: int, samples: int, open_brow
     click.echo(f"open {site.index.resolve().as_uri()}")
     if open_browser:
         webbrowser.open(site.index.resolve().as_uri())
-
-
-def group_by_option(func: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--group-by",
-        default=None,
-        metavar="CONFIG_KEY",
-        help="Runs with the same value of this config key (dotted for nested keys) form a"
-        " group, drawn as its mean with a min-max band (default: the logger's group).",
-    )(func)
 
 
 @main.command("compare")

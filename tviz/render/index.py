@@ -10,7 +10,7 @@ from typing import Any
 from tviz.render import charts, model
 from tviz.render.comparison import PALETTE
 from tviz.render.downsample import minmax
-from tviz.render.groups import GROUP_RULE, aggregate, group_runs
+from tviz.render.groups import GROUP_RULE, aggregate, group_of, group_runs
 from tviz.store import RunData, RunSummary
 
 # Points per run and metric in the overlay chart: the index holds every run's metrics.
@@ -26,15 +26,17 @@ class IndexEntry:
     summary: RunSummary
     reward_metric: str | None
     metrics: dict[str, list[list[Any]]]  # name -> [steps, values], downsampled
+    group: str | None = None  # the logger's group, or `KEY=value` under `--group-by KEY`
 
 
-def index_entry(data: RunData) -> IndexEntry:
+def index_entry(data: RunData, group_by: str | None = None) -> IndexEntry:
     reward = data.reward_series()
     metrics = {}
     for name, series in sorted(data.metrics.items()):
         ds = minmax(series.steps, series.values, INDEX_POINTS)
         metrics[name] = [ds.steps, ds.values]
-    return IndexEntry(data.summary, reward.name if reward else None, metrics)
+    group = group_of(data.config, data.summary.group, group_by)
+    return IndexEntry(data.summary, reward.name if reward else None, metrics, group)
 
 
 def tokens_per_day(by_day: dict[str, int]) -> list[dict[str, Any]]:
@@ -61,6 +63,7 @@ def render_index(
     tokens_by_day: dict[str, int],
     built: set[str] | None = None,
     page_of: dict[str, str] | None = None,
+    db_names: list[str] | None = None,
 ) -> str:
     """The index page; `tokens_by_day` is `Store.tokens_by_day()` of the same snapshot.
 
@@ -69,6 +72,7 @@ def render_index(
     """
     page_of = page_of or {}
     runs = [e.summary for e in entries]
+    group = {e.summary.id: e.group for e in entries}
     metric_names = sorted({n for e in entries for n in e.metrics})
     default = next((e.reward_metric for e in entries if e.reward_metric), None)
     if default is None and metric_names:
@@ -89,7 +93,7 @@ def render_index(
             "started": r.started_at,
             "duration": r.duration_s,
             "project": r.project,
-            "group": r.group,
+            "group": group[r.id],
         }
         for r in runs
     ]
@@ -109,6 +113,7 @@ def render_index(
         "groups": index_groups(entries),
         "groupRule": GROUP_RULE,
         "dbName": db_name,
+        "dbNames": db_names or [db_name],
     }
     totals = {
         "runs": len(runs),
@@ -125,14 +130,15 @@ def render_index(
         db_name=db_name,
         has_tokens=bool(per_day),
         has_metrics=bool(metric_names),
-        has_projects=any(r.project or r.group for r in runs),
+        has_projects=any(r["project"] or r["group"] for r in rows),
     )
 
 
 def index_groups(entries: list[IndexEntry]) -> dict[str, dict[str, Any]]:
     """Group label -> {runs: ids, metrics: {name: [steps, mean, lo, hi]}} for every group of
-    two runs or more (the logger's group), each metric over the runs that logged it."""
-    found = group_runs([e.summary.group for e in entries])
+    two runs or more (the logger's group or `--group-by`'s), each metric over the runs that
+    logged it."""
+    found = group_runs([e.group for e in entries])
     out: dict[str, dict[str, Any]] = {}
     for label, idx in found.items():
         members = [entries[i] for i in idx]

@@ -63,12 +63,14 @@ class SiteBuilder:
         db_path: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
         out_dir: str | os.PathLike[str],
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
+        group_by: str | None = None,
     ) -> None:
         paths = [db_path] if isinstance(db_path, (str, os.PathLike)) else list(db_path)
         self.db_paths = [Path(p) for p in paths]
         self.db_path = self.db_paths[0]  # images' relative paths are looked up beside it
         self.out_dir = Path(out_dir)
         self.budget_bytes = int(budget_bytes)
+        self.group_by = group_by  # a config key whose value groups runs on the index
         self._pages = Pages()
         self._runs: dict[str, _RunCache] = {}
         self._index: dict[str, tuple[tuple, IndexEntry]] = {}
@@ -115,7 +117,7 @@ class SiteBuilder:
                     report.notices[run.id] = notice
                 if isinstance(store, StoreSet) and store.conflicts.get(run.id):
                     report.conflicts[run.id] = store.conflicts[run.id]
-                self._index[run.id] = (versions.get(run.id, ()), index_entry(data))
+                self._index[run.id] = (versions.get(run.id, ()), index_entry(data, self.group_by))
                 if progress is not None:
                     progress(done, len(targets), data.summary)
             entries = []
@@ -123,7 +125,7 @@ class SiteBuilder:
                 version = versions.get(run.id, ())
                 cached = self._index.get(run.id)
                 if cached is None or cached[0] != version:
-                    cached = (version, self._index_entry(store, run))
+                    cached = (version, self._index_entry(store, run, self.group_by))
                     self._index[run.id] = cached
                 entries.append(cached[1])
             by_day = store.tokens_by_day()
@@ -131,15 +133,19 @@ class SiteBuilder:
         # left others. Decided by the folder after this build, the same way every time.
         built = {e.summary.id for e in entries if (self.out_dir / pages[e.summary.id]).is_file()}
         db_name = self.db_path.name if len(self.db_paths) == 1 else store.name
-        html = render_index(self._pages, entries, db_name, by_day, built, pages)
+        names = [p.name for p in self.db_paths]
+        html = render_index(self._pages, entries, db_name, by_day, built, pages, names)
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
 
     @staticmethod
-    def _index_entry(store: Store | StoreSet, run: RunSummary) -> IndexEntry:
+    def _index_entry(
+        store: Store | StoreSet, run: RunSummary, group_by: str | None = None
+    ) -> IndexEntry:
         """The run's row and metrics for the index; just its row if its data cannot be read."""
         try:
-            return index_entry(store.load_run(run.id, rollout_steps=(), evals=False))
+            data = store.load_run(run.id, rollout_steps=(), evals=False)
+            return index_entry(data, group_by)
         except Exception as exc:
             if _about_the_file(exc):
                 raise

@@ -129,7 +129,7 @@ function showCommand() {
   var ids = pickedIds();
   var quote = function (t) { return /^[A-Za-z0-9_.\/:=@%+-]+$/.test(t) ? t : "'" + t.replace(/'/g, "'\\''") + "'"; };
   node.textContent = ids.length >= 2
-    ? ["tviz", "compare"].concat(ids.map(quote), ["--db", quote(DATA.dbName)]).join(" ")
+    ? ["tviz", "compare"].concat(ids.map(quote), DATA.dbNames.flatMap(function (name) { return ["--db", quote(name)]; })).join(" ")
     : "tick two runs or more";
   var link = $("#open-compare"), live = window.tvizWatch && window.tvizWatch.compare;
   if (!link) return;
