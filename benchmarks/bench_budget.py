@@ -14,14 +14,14 @@ from __future__ import annotations
 import argparse
 import math
 import re
-import shutil
 import sqlite3
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workspace import workspace  # noqa: E402
 
 from tviz import TvizLogger  # noqa: E402
 from tviz.render import SiteBuilder  # noqa: E402
@@ -54,9 +54,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--keep", type=Path, help="keep the databases and pages here")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="tviz-bench-budget-"))
-    work.mkdir(parents=True, exist_ok=True)
-    try:
+    with workspace(args.keep, "tviz-bench-budget-") as work:
         for metrics, steps, budget in CASES:
             db = work / f"m{metrics}x{steps}.db"
             if not db.exists():
@@ -74,9 +72,6 @@ def main() -> None:
                 f"{budget / 1e6:.0f} MB ({verdict}); build {took:.1f} s; {listed:,} of "
                 f"{metrics + 1:,} panels listed, not drawn"
             )
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

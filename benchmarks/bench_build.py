@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import math
 import random
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workspace import EXPAND_STEP_JS, database, workspace  # noqa: E402
 
 from tviz import TvizLogger  # noqa: E402
 from tviz.render import SiteBuilder  # noqa: E402
@@ -109,16 +109,7 @@ def browser_timings(page_path: Path) -> dict[str, float]:
         loaded = time.perf_counter() - start
         page.evaluate("() => document.querySelector('#rollouts').scrollIntoView()")
         page.wait_for_timeout(1000)  # a reader takes a moment before opening a step
-        expand = page.evaluate(
-            """() => new Promise(resolve => {
-                const node = document.querySelector('details.step');
-                const t0 = performance.now();
-                node.open = true;
-                const check = () => node.querySelector('.group')
-                    ? resolve(performance.now() - t0) : requestAnimationFrame(check);
-                check();
-            })"""
-        )
+        expand = page.evaluate(EXPAND_STEP_JS)
         browser.close()
     return {"charts_s": charts, "loaded_s": loaded, "expand_ms": expand}
 
@@ -129,19 +120,10 @@ def main() -> None:
     parser.add_argument("--budget-mb", type=float, default=25)
     parser.add_argument("--keep", type=Path, help="keep the database and pages in this folder")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="tviz-bench-build-"))
-    work.mkdir(parents=True, exist_ok=True)
-    db = work / "bench.db"
-    try:
-        if not db.exists():
-            t = time.perf_counter()
-            make_db(db, args.steps)
-            print(
-                f"generated {args.steps} steps x {N_METRICS} metrics, "
-                f"{args.steps * GROUPS * SAMPLES:,} trajectories "
-                f"in {time.perf_counter() - t:.1f} s "
-                f"({db.stat().st_size / 1e6:.0f} MB database)"
-            )
+    with workspace(args.keep, "tviz-bench-build-") as work:
+        trajectories = args.steps * GROUPS * SAMPLES
+        what = f"{args.steps} steps x {N_METRICS} metrics, {trajectories:,} trajectories"
+        db = database(work, lambda path: make_db(path, args.steps), what)
         budget = int(args.budget_mb * 1e6)
         builder = SiteBuilder(db, work / "out", budget_bytes=budget)
         t = time.perf_counter()
@@ -162,9 +144,6 @@ def main() -> None:
         print(f"charts drawn in Chromium: {timings['charts_s']:6.2f} s   (goal < 2 s)")
         print(f"page fully loaded:        {timings['loaded_s']:6.2f} s")
         print(f"expand a step:            {timings['expand_ms']:6.0f} ms  (goal < 200 ms)")
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

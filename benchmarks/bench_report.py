@@ -20,13 +20,13 @@ import argparse
 import math
 import random
 import re
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from workspace import EXPAND_STEP_JS, database, workspace  # noqa: E402
 
 from tviz import TvizLogger  # noqa: E402
 from tviz.render import SiteBuilder  # noqa: E402
@@ -100,17 +100,7 @@ def draw_timings(browser, page_path: Path) -> dict[str, float]:
     # Opening a step once loaded (the old measure, kept).
     page.evaluate("() => (document.querySelector('#steps') || document.body).scrollIntoView()")
     page.wait_for_timeout(500)
-    out["expand_ms"] = page.evaluate(
-        """() => new Promise(resolve => {
-            const node = document.querySelector('details.step');
-            if (!node) return resolve(NaN);
-            const t0 = performance.now();
-            node.open = true;
-            const check = () => node.querySelector('.group')
-                ? resolve(performance.now() - t0) : requestAnimationFrame(check);
-            check();
-        })"""
-    )
+    out["expand_ms"] = page.evaluate(EXPAND_STEP_JS)
     out["sort_ms"], out["rows"] = table_sort(page)
     page.close()
     return out
@@ -142,17 +132,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--keep", type=Path, help="keep the database and pages in this folder")
     args = parser.parse_args()
-    work = args.keep or Path(tempfile.mkdtemp(prefix="tviz-bench-report-"))
-    work.mkdir(parents=True, exist_ok=True)
-    db = work / "bench.db"
-    try:
-        if not db.exists():
-            t = time.perf_counter()
-            make_db(db, args.steps)
-            print(
-                f"generated {args.steps:,} steps x {N_METRICS} metrics, "
-                f"{args.steps * GROUPS * SAMPLES:,} trajectories in {time.perf_counter() - t:.1f} s"
-            )
+    with workspace(args.keep, "tviz-bench-report-") as work:
+        trajectories = args.steps * GROUPS * SAMPLES
+        what = f"{args.steps:,} steps x {N_METRICS} metrics, {trajectories:,} trajectories"
+        db = database(work, lambda path: make_db(path, args.steps), what)
         t = time.perf_counter()
         report = SiteBuilder(db, work / "out").build()
         build = time.perf_counter() - t
@@ -180,9 +163,6 @@ def main() -> None:
         for name, now, goal, other in rows:
             other_text = "" if other is None else f"{other:11.2f}"
             print(f"{name:44} {now:10.2f} {goal:>10} {other_text}")
-    finally:
-        if args.keep is None:
-            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
