@@ -566,3 +566,18 @@ def test_a_full_disk_warns_keeps_data_and_recovers(small_disk: Path) -> None:
     logger.close()
     data = _load(db_path, logger.run_id)
     assert data.metrics["m29"].steps == list(range(1, 300)) and data.metrics["x"].steps == [0]
+
+
+def test_forget_steps_deletes_what_an_importer_writes_again(db_path: Path) -> None:
+    group = {"prompt_text": "q", "trajectories": [{"reward": 1.0}]}
+    with TvizLogger(db_path=db_path, run_id="r", strict=True) as logger:
+        for step in range(3):
+            logger.log_metrics({"loss": float(step)}, step=step)
+            logger.log_rollouts([group], step=step)
+        logger.forget_steps([1], [0, 2])
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("SELECT step FROM metrics ORDER BY step").fetchall() == [(0,), (2,)]
+    assert conn.execute("SELECT step FROM steps ORDER BY step").fetchall() == [(0,), (2,)]
+    assert conn.execute("SELECT step FROM rollouts").fetchall() == [(1,)]
+    assert conn.execute("SELECT count(*) FROM trajectories").fetchone() == (1,)
+    conn.close()

@@ -231,6 +231,19 @@ class TvizLogger(LoggerBase):
             return self._bad_input(f"log_rollouts needs a list of rollout dicts ({exc})")
         self._writer.submit(("rollouts", step, snapshot, timestamp or time.time()), nbytes)
 
+    def forget_steps(self, metric_steps: Iterable[int], rollout_steps: Iterable[int]) -> None:
+        """Delete what the run holds at these steps: metric values at `metric_steps`, every
+        rollout group at `rollout_steps`. For importers about to write those steps again (a
+        resumed run rewrote them); a training loop re-logging a step needs none of this."""
+        if self._closed:
+            return self._after_close()
+        op = (
+            "forget",
+            sorted({int(s) for s in metric_steps}),
+            sorted({int(s) for s in rollout_steps}),
+        )
+        self._writer.submit(op, 64)
+
     def flush(self, timeout: float | None = 30.0) -> bool:
         """Block until everything logged so far is committed; False if that did not happen
         (the database cannot take data, or calls were refused since the last flush)."""

@@ -268,3 +268,17 @@ def _list_field(fields: Mapping[str, Any], key: str, extras: dict[str, Any]) -> 
         return json_text(value) if value else None
     extras[key] = jsonable(value)
     return None
+
+
+def forget_steps(
+    conn: sqlite3.Connection, run_id: str, metric_steps: list[int], rollout_steps: list[int]
+) -> None:
+    """Delete the run's metric values at `metric_steps` (and the steps' 0.2.x rows) and every
+    rollout group (training and eval) at `rollout_steps`: what an importer writes again."""
+    for step in metric_steps:
+        conn.execute("DELETE FROM metrics WHERE run_id = ? AND step = ?", (run_id, step))
+        conn.execute("DELETE FROM steps WHERE run_id = ? AND step = ?", (run_id, step))
+    groups = "SELECT id FROM rollouts WHERE run_id = ? AND step = ?"
+    for step in rollout_steps:
+        conn.execute(f"DELETE FROM trajectories WHERE rollout_id IN ({groups})", (run_id, step))
+        conn.execute("DELETE FROM rollouts WHERE run_id = ? AND step = ?", (run_id, step))

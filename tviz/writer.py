@@ -52,7 +52,8 @@ class Writer:
 
     The ops `submit` takes, one per log call (`ts`: Unix seconds):
     `("run",)`, `("config", config)`, `("metrics", step or None, {name: value}, ts)`,
-    `("rollouts", step, [rollout dict], ts)`, `("text", key, text, ts)`, `("end", status, ts)`.
+    `("rollouts", step, [rollout dict], ts)`, `("text", key, text, ts)`, `("end", status, ts)`,
+    and an importer's `("forget", metric steps, rollout steps)`.
     """
 
     def __init__(
@@ -435,6 +436,8 @@ class Writer:
                 "INSERT INTO texts (run_id, key, text, ts) VALUES (?, ?, ?, ?)",
                 (run_id, key, clean_text(text), ts),
             )
+        elif kind == "forget":
+            rows.forget_steps(conn, run_id, op[1], op[2])
         elif kind == "end" and not self.inherited and (not self.rank or op[1] != "finished"):
             # A rank other than 0 ends the run only by failing: rank 0 says when it finished.
             # A forked child's copy of the parent's logger never ends the parent's run.

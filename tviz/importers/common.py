@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tviz import schema
-from tviz.adapters.cookbook.plan import Imported, read_imported
-from tviz.adapters.cookbook.plan import _new_metric_steps as new_metric_steps
+from tviz.adapters.cookbook.plan import Imported, new_metric_steps, read_imported
 from tviz.logger import TvizLogger
 from tviz.store import Store, StoreError
 

@@ -112,7 +112,7 @@ def _same(new: Any, old: Any) -> bool:
     return old is not None and not isinstance(old, float)
 
 
-def _new_metric_steps(
+def new_metric_steps(
     steps: dict[int, dict[str, Any]], imported: Imported | None
 ) -> dict[int, dict[str, Any]]:
     numeric = imported.numeric if imported else {}
@@ -142,7 +142,7 @@ def _metric_plan(
     """
     resumes = folder.resumes
     steps = folder.metrics.steps
-    out = _new_metric_steps({**resumes.earlier, **steps}, imported)
+    out = new_metric_steps({**resumes.earlier, **steps}, imported)
     replace: set[int] = set()
     first = resumes.first
     if first is not None and imported is not None:

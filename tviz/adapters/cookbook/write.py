@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from tviz.adapters.cookbook.files import Metrics, RunFolder, timeline
 from tviz.adapters.cookbook.plan import ImportPlan
-from tviz.adapters.cookbook.replace import delete_steps
 from tviz.adapters.cookbook.result import ImportResult, Problems
 from tviz.adapters.cookbook.rollouts import read_iteration_rollouts
 from tviz.adapters.cookbook.sources import Source
@@ -79,10 +78,6 @@ def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> Non
     Steps are stamped with the times `timeline` derives from the folder (the steps only a
     pre_resume file holds included); the run is closed as finished when the folder's run is.
     """
-    if result.db_path.exists():
-        delete_steps(
-            result.db_path, result.run_id, plan.replace_metric_steps, plan.replace_rollout_steps
-        )
     result.metric_steps_replaced = len(plan.replace_metric_steps)
     result.rollout_steps_replaced = len(plan.replace_rollout_steps)
     every = Metrics({**folder.resumes.earlier, **folder.metrics.steps}, {}, 0)
@@ -90,6 +85,9 @@ def write_plan(plan: ImportPlan, folder: RunFolder, result: ImportResult) -> Non
     run = {"run_name": result.run_name, "run_id": result.run_id, "started_at": started_at}
     logger = TvizLogger(result.db_path, **run, strict=True)
     try:
+        # The steps a resumed run wrote again: written anew right below (an import that stops
+        # in between leaves them missing, and the next import writes them).
+        logger.forget_steps(plan.replace_metric_steps, plan.replace_rollout_steps)
         _write_metrics(logger, plan, step_ends, result)
         _write_rollouts(logger, plan, step_ends, result, folder.problems)
     finally:
