@@ -6,6 +6,7 @@ Kept free of heavy imports: the logger imports it in the training process.
 
 from __future__ import annotations
 
+import hashlib
 import re
 
 from tviz import catalog
@@ -71,8 +72,6 @@ def run_slug(name: str | None, run_id: str) -> str:
     letters, `Run` and `run` (on a file system that ignores case) never share a page, and a
     page's name depends on its own run alone, so adding runs never renames it.
     """
-    import hashlib  # here, not at the top: this module's other names are edited elsewhere
-
     raw = str(run_id)
     safe_id = _UNSAFE.sub("-", raw).strip("-.")
     base = _UNSAFE.sub("-", str(name or "")).strip("-.")[:60].rstrip("-.")

@@ -10,6 +10,7 @@ from the launcher's job id (`TORCHELASTIC_RUN_ID`, which torchrun and accelerate
 
 from __future__ import annotations
 
+import hashlib
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,8 +34,6 @@ class Launch:
         """A run id every rank of the job computes alike (8 hex digits, like a random one)."""
         if self.job_id is None:
             return None
-        import hashlib
-
         return hashlib.sha1(f"tviz-job:{self.job_id}".encode()).hexdigest()[:8]
 
 

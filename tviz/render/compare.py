@@ -9,6 +9,7 @@ come last and are cut first (the page says so).
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -160,10 +161,4 @@ def command_line(c: Comparison) -> str:
     parts = ["tviz", "compare", *(m.data.summary.id for m in c.runs)]
     for db in dbs:
         parts += ["--db", db]
-    return " ".join(_quote(p) for p in parts)
-
-
-def _quote(part: str) -> str:
-    import shlex
-
-    return shlex.quote(part)
+    return " ".join(shlex.quote(p) for p in parts)
