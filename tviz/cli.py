@@ -176,8 +176,16 @@ def _printable(text: str) -> str:
     return "".join(ch if ch.isprintable() else "?" for ch in text)
 
 
+WATCH_DBS_HELP = (
+    "SQLite file, repeatable, or a quoted glob ('nodes/*.db') expanded once at start (files"
+    " made later are not watched): one site over all of them, a run found in several files"
+    " merged. Default: $TVIZ_DB_PATH or ~/.tviz/tviz.db. One file is waited for if it does"
+    " not exist yet; several must all exist."
+)
+
+
 @main.command("watch")
-@db_option
+@dbs_option(help_text=WATCH_DBS_HELP)
 @out_option("tviz-report", "Folder the pages are written to and served from.")
 @click.option(
     "--host",
@@ -189,12 +197,26 @@ def _printable(text: str) -> str:
 @click.option("--open", "open_browser", is_flag=True, help="Open the report in a browser.")
 @friendly_errors
 def watch_command(
-    db_path: Path | None, out_dir: Path, host: str, port: int, open_browser: bool
+    db_paths: tuple[Path, ...], out_dir: Path, host: str, port: int, open_browser: bool
 ) -> None:
-    """Build the report, serve it, and update the open pages as runs log new data."""
+    """Build the report, serve it, and update the open pages as runs log new data.
+
+    Several --db (or a glob): one site over all the files, rebuilt when any of them changes.
+    """
+    import glob
+
+    from tviz.store.many import expand_paths
     from tviz.watch import WatchError, WatchOptions, watch
 
-    options = WatchOptions(resolve_db(db_path), out_dir, host, port, open_browser)
+    if len(db_paths) <= 1 and not any(glob.has_magic(str(p)) for p in db_paths):
+        # One file, as ever: it may not exist yet (watch waits for it).
+        dbs: Path | list[Path] = resolve_db(db_paths[0] if db_paths else None)
+    else:
+        # Several: each must be there now (a missing one is likely a typo), globs expanded
+        # once; a glob of one file is the one-file watch.
+        found = expand_paths(db_paths)
+        dbs = found if len(found) > 1 else found[0]
+    options = WatchOptions(dbs, out_dir, host, port, open_browser)
     try:
         watch(options, log=click.echo)
     except WatchError as exc:

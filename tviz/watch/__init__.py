@@ -6,6 +6,8 @@ Three small parts, in the spirit of mkdocs' livereload, tied together by `sessio
   its `-wal` (in WAL mode a commit only touches `X.db-wal`) and wakes the main loop;
   `PRAGMA data_version` then says whether anyone committed, and `Store.versions()` which runs
   changed. A slow timer checks the same things, so a missed event only costs latency.
+  Several databases (one per node) are one site: each file is looked at so, the watcher
+  covers all their folders, and a file that goes away is waited for while the others go on.
 - re-rendering: only the pages of the runs that changed, plus the index, by the report builder
   (which writes each page atomically, so the server never sends half a page).
 - serving (`server`, `inject`): a stdlib ThreadingHTTPServer for the output folder, loopback

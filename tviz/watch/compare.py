@@ -7,7 +7,8 @@ script: asking again rebuilds it and its open tab reloads). Builds run in worker
 most BUILD_WORKERS at once; the request waits for its build and answers 303 to the page. Two
 requests for the same runs share one build. Only ids of runs in the database are accepted (an
 unknown one is a 404, never looked up by name or prefix), at most MAX_RUNS of them, and the
-folder keeps the newest MAX_PAGES comparisons.
+folder keeps the newest MAX_PAGES comparisons. A watch of several databases compares runs of
+any of them (those files that can be read at the time of the request).
 
 The server checks Host and Sec-Fetch-Site before it gets here; a build is also refused when the
 request does not say where it comes from (see `ReportHandler._compare`).
@@ -16,6 +17,7 @@ request does not say where it comes from (see `ReportHandler._compare`).
 from __future__ import annotations
 
 import hashlib
+import os
 import sqlite3
 import sys
 import threading
@@ -75,13 +77,20 @@ class _Build:
 
 
 class CompareBuilds:
-    """The comparisons built for one served folder from one database."""
+    """The comparisons built for one served folder from one database, or several."""
 
     def __init__(
-        self, root: Path, db_path: Path | None, budget_bytes: int = DEFAULT_BUDGET_BYTES
+        self,
+        root: Path,
+        db_path: Path | Sequence[Path] | None,
+        budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
         self.root = root
-        self.db_path = db_path
+        if db_path is None or isinstance(db_path, (str, os.PathLike)):
+            self.db_paths = [] if db_path is None else [Path(db_path)]
+        else:
+            self.db_paths = list(dict.fromkeys(Path(p) for p in db_path))
+        self.db_path = self.db_paths[0] if self.db_paths else None
         self.budget_bytes = budget_bytes
         self._lock = threading.Lock()
         self._builds: dict[str, _Build] = {}
@@ -89,7 +98,7 @@ class CompareBuilds:
 
     def page_for(self, query: str, wait_s: float = BUILD_WAIT_S) -> str:
         """Build the comparison `query` asks for; its URL path. Raises CompareRefused."""
-        ids = self.known_runs(requested_runs(query))
+        ids, dbs = self._known_runs(requested_runs(query))
         page = page_name(ids)
         with self._lock:
             build = self._builds.get(page)
@@ -101,7 +110,7 @@ class CompareBuilds:
                 build = self._builds[page] = _Build()
                 threading.Thread(
                     target=self._build,
-                    args=(ids, page, build),
+                    args=(ids, dbs, page, build),
                     name="tviz-compare",
                     daemon=True,  # a build in progress does not hold Ctrl-C
                 ).start()
@@ -115,33 +124,55 @@ class CompareBuilds:
 
     def known_runs(self, wanted: list[str]) -> list[str]:
         """`wanted`, in the database's order (newest first), if each is the id of a run."""
+        return self._known_runs(wanted)[0]
+
+    def _known_runs(self, wanted: list[str]) -> tuple[list[str], list[Path]]:
+        """As `known_runs`, and the databases read (those of several that can be read now)."""
         from tviz.store import Store, StoreError
 
-        if self.db_path is None:
+        if not self.db_paths:
             raise CompareRefused(HTTPStatus.NOT_FOUND, "no database")
-        try:
-            with Store(self.db_path, timeout=2.0) as store:
-                ids = [r.id for r in store.list_runs()]
-        except (StoreError, sqlite3.Error, OSError):
-            raise CompareRefused(HTTPStatus.NOT_FOUND, "no runs in the database yet") from None
+        if len(self.db_paths) == 1:
+            try:
+                with Store(self.db_paths[0], timeout=2.0) as store:
+                    ids = [r.id for r in store.list_runs()]
+            except (StoreError, sqlite3.Error, OSError):
+                raise CompareRefused(HTTPStatus.NOT_FOUND, "no runs in the database yet") from None
+            dbs = list(self.db_paths)
+        else:
+            # A file gone or not written yet leaves its runs out; the others are compared.
+            # Newest first as in the merged index: a run in several files by its first start.
+            started: dict[str, float] = {}
+            dbs = []
+            for path in self.db_paths:
+                try:
+                    with Store(path, timeout=2.0) as store:
+                        runs = store.list_runs()
+                except (StoreError, sqlite3.Error, OSError):
+                    continue
+                dbs.append(path)
+                for run in runs:
+                    at = run.started_at or 0.0
+                    started[run.id] = min(started.get(run.id, at), at)
+            if not dbs:
+                raise CompareRefused(HTTPStatus.NOT_FOUND, "no runs in the databases yet")
+            ids = sorted(started, key=lambda i: (-started[i], i))
         known = set(ids)
         for run in wanted:
             if run not in known:
                 shown = run if len(run) <= 80 else run[:80] + "…"
                 raise CompareRefused(HTTPStatus.NOT_FOUND, f"no run with id {shown!r}")
         chosen = set(wanted)
-        return [i for i in ids if i in chosen]
+        return [i for i in ids if i in chosen], dbs
 
-    def _build(self, ids: list[str], page: str, build: _Build) -> None:
+    def _build(self, ids: list[str], dbs: list[Path], page: str, build: _Build) -> None:
         try:
             with self._slots:
                 from tviz.render.compare import write_comparison
                 from tviz.store import StoreError
 
                 try:
-                    write_comparison(
-                        ids, [self.db_path], self.root / page, budget_bytes=self.budget_bytes
-                    )
+                    write_comparison(ids, dbs, self.root / page, budget_bytes=self.budget_bytes)
                     self._prune(keep=page)
                 except (StoreError, sqlite3.Error, OSError) as exc:
                     build.error = f"could not build the comparison: {exc}".splitlines()[0]

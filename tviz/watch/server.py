@@ -21,7 +21,7 @@ import re
 import socket
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +32,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 from tviz.names import DEFAULT_BUDGET_BYTES
 from tviz.watch.compare import COMPARE_PATH, CompareBuilds, CompareRefused
 from tviz.watch.inject import VERSION_HEADER, VERSION_PATH, inject_reload
+from tviz.watch.tracker import db_paths
 
 # A page asking for its version while pages are being rebuilt gets its answer when they are
 # written (at most this much later) instead of the old version: it then learns of the change
@@ -81,16 +82,19 @@ class ReportServer(ThreadingHTTPServer):
         port: int,
         root: Path,
         *,
-        db_path: Path | None = None,
+        db_path: Path | Sequence[Path] | None = None,
         poll_ms: int = 300,
         budget_bytes: int = DEFAULT_BUDGET_BYTES,
     ) -> None:
+        """`db_path`: the database served, or the databases (one site over several)."""
         if host == "localhost":
             # It may name 127.0.0.1 and ::1; binding only the first would let another server
             # answer on the other under the same URL. The printed URL names the one we bind.
             host = "127.0.0.1"
         self.root = root.resolve()
-        self.db_path = db_path
+        paths = [] if db_path is None else db_paths(db_path)
+        self.db_paths = paths
+        self.db_path = paths[0] if paths else None
         self.poll_ms = poll_ms
         self._versions: dict[Path, tuple[tuple[int, int, int], str]] = {}
         self._lock = threading.Lock()
@@ -356,12 +360,15 @@ class ReportHandler(BaseHTTPRequestHandler):
 
     def _waiting_page(self, head: bool) -> None:
         # Before the first build (or while the database does not exist) the address already
-        # works and reloads itself once the index is written.
-        db = html.escape(str(self.server.db_path or "the database"))
+        # works and reloads itself once the index is written. Each file in a <code> of its
+        # own: a logger asks whether this watch serves its file (`cookbook_api.watch_url`).
+        paths = self.server.db_paths
+        db = ", ".join(f"<code>{html.escape(str(p))}</code>" for p in paths)
         page = (
             "<!doctype html><html><head><meta charset=utf-8><title>tviz watch</title></head>"
             "<body style='font-family:sans-serif;margin:3em'><h1>tviz watch</h1>"
-            f"<p>Waiting for runs in <code>{db}</code>. This page reloads by itself.</p>"
+            f"<p>Waiting for runs in {db or '<code>the database</code>'}."
+            " This page reloads by itself.</p>"
             "</body></html>"
         ).encode()
         body = inject_reload(page, "none", self.server.poll_ms)

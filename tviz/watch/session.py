@@ -11,10 +11,11 @@ from __future__ import annotations
 import signal
 import threading
 import webbrowser
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from tviz.names import DEFAULT_BUDGET_BYTES, DEFAULT_PORT
 from tviz.watch.server import ReportServer, is_loopback
@@ -25,12 +26,15 @@ from tviz.watch.tracker import (
     ChangeTracker,
     FileWatcher,
     PageBuilder,
+    db_paths,
 )
 
 
 @dataclass(frozen=True)
 class WatchOptions:
-    db_path: Path
+    # One database, or several (one per node): one site over all of them. Globs are the
+    # command's to expand; the files named here are the ones watched.
+    db_path: Path | Sequence[Path]
     out_dir: Path
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT  # 0 picks a free port (the printed URL names it)
@@ -70,7 +74,7 @@ def _print(message: str) -> None:
 
 
 def _site_builder(budget_bytes: int) -> BuilderFactory:
-    def make(db_path: Path, out_dir: Path) -> PageBuilder:
+    def make(db_path: Any, out_dir: Path) -> PageBuilder:
         # Imported on first use: altair and friends take a while, the server need not wait.
         from tviz.render import SiteBuilder
 
@@ -89,14 +93,18 @@ class LiveSite:
     def __init__(self, options: WatchOptions, *, log: Callable[[str], None] | None = None) -> None:
         self.options = options
         self.log = log or _print
-        self.db_path = Path(options.db_path).expanduser().absolute()
+        paths = db_paths([p.expanduser().absolute() for p in db_paths(options.db_path)])
+        self.db_paths = paths
+        self.db_path = paths[0]
+        # One file: exactly the one-file watch (its builder reads a Store, not a StoreSet).
+        watched: Path | list[Path] = paths if len(paths) > 1 else paths[0]
         self.out_dir = Path(options.out_dir).expanduser().absolute()
         self.tracker = ChangeTracker(
-            self.db_path, self.out_dir, _site_builder(options.budget_bytes), self.log
+            watched, self.out_dir, _site_builder(options.budget_bytes), self.log
         )
-        self.wake = threading.Event()  # set by the file watcher: look at the database now
+        self.wake = threading.Event()  # set by the file watcher: look at the databases now
         self.stop = threading.Event()
-        self.files = FileWatcher(self.db_path, self.wake, self.stop, self.log)
+        self.files = FileWatcher(watched, self.wake, self.stop, self.log)
         self.server: ReportServer | None = None
         self._threads: list[threading.Thread] = []
         self.url = ""
@@ -108,7 +116,7 @@ class LiveSite:
             self.options.host,
             self.options.port,
             self.out_dir,
-            db_path=self.db_path,
+            db_path=self.db_paths if len(self.db_paths) > 1 else self.db_path,
             poll_ms=self.options.poll_ms,
             budget_bytes=self.options.budget_bytes,
         )
@@ -123,6 +131,9 @@ class LiveSite:
         # A short poll interval: it is how long Ctrl-C waits for the server to stop.
         self._spawn("tviz-http", lambda: server.serve_forever(poll_interval=0.2))
         self._spawn("tviz-watchfiles", self.files.run)
+        if len(self.db_paths) > 1:
+            shown = ", ".join(map(str, self.db_paths))
+            self.log(f"watching {len(self.db_paths)} databases as one site: {shown}")
         self.log(f"serving {self.out_dir} at {self.url}  (Ctrl-C to stop)")
         return self.url
 
@@ -138,8 +149,8 @@ class LiveSite:
         if self.options.open_browser:
             webbrowser.open(self.url)
         while not stop.is_set() and not self.stop.is_set():
-            # Waiting for the file, or without watchfiles: a stat() every 0.25 s is nothing.
-            fast = self.files.fallback or self.tracker.store is None
+            # Waiting for a file, or without watchfiles: a stat() every 0.25 s is nothing.
+            fast = self.files.fallback or self.tracker.waiting
             poll = FALLBACK_POLL_S if fast else SAFETY_POLL_S
             self.wake.wait(poll)
             # Cleared before looking, so a commit landing during the rebuild wakes us again:
