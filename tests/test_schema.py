@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from tviz import TvizLogger, schema
+from tviz.render import SiteBuilder
 from tviz.store import Store, StoreError
 
 LEGACY_TABLES = {
@@ -240,11 +241,39 @@ def test_resuming_a_run_without_project_keeps_the_one_it_had(db_path: Path) -> N
     conn.close()
 
 
+def test_v4_file_gains_group_figures_and_builds_as_before(db_path: Path, tmp_path: Path) -> None:
+    """A file written before schema 5 has no stored figures: it gains the column (empty), and
+    its groups are counted from their rows, to the same page a v5 file of the same rows gives.
+    """
+    with TvizLogger(db_path=db_path, run_name="old", run_id="r4", strict=True) as logger:
+        for step in range(3):
+            trajectories = [
+                {"reward": float(i % 2), "output_text": "x" * i, "logprobs": [-0.5] * i}
+                for i in range(1, 5)
+            ]
+            logger.log_rollouts([{"prompt_text": "q", "trajectories": trajectories}], step=step)
+    new = SiteBuilder(db_path, tmp_path / "v5").build().written[0].read_bytes()
+    conn = sqlite3.connect(db_path)
+    conn.execute("ALTER TABLE rollouts DROP COLUMN figures")
+    conn.execute("PRAGMA user_version = 4")
+    conn.commit()
+    conn.close()
+    before = _dump(db_path)
+    old = SiteBuilder(db_path, tmp_path / "v4").build().written[0].read_bytes()
+    conn = schema.connect(db_path)
+    assert schema.schema_version(conn) == schema.SCHEMA_VERSION
+    assert _dump(db_path) == before
+    assert conn.execute("SELECT count(*) FROM rollouts WHERE figures IS NULL").fetchone() == (3,)
+    conn.close()
+    assert old == new
+
+
 def _as_v3(db_path: Path) -> None:
     """Make a file as tviz 0.3 wrote it (schema 3): without the v4 tables and column."""
     conn = sqlite3.connect(db_path)
     for table in ("writers", "rank_metrics", "rank_summaries"):
         conn.execute(f"DROP TABLE {table}")
+    conn.execute("ALTER TABLE rollouts DROP COLUMN figures")
     conn.execute("ALTER TABLE rollouts DROP COLUMN rank")
     conn.execute("PRAGMA user_version = 3")
     conn.commit()
@@ -259,9 +288,9 @@ def test_v3_file_gains_writers_and_rank_tables_keeping_its_rows(db_path: Path) -
     before = _dump(db_path)
 
     conn = schema.connect(db_path)
-    assert schema.schema_version(conn) == 4
+    assert schema.schema_version(conn) == schema.SCHEMA_VERSION
     assert _dump(db_path) == before  # every 0.2.x table and row as it was
-    assert _columns(conn, "rollouts")[-1] == "rank"
+    assert _columns(conn, "rollouts")[-2:] == ["rank", "figures"]
     assert conn.execute("SELECT rank FROM rollouts").fetchall() == [(None,)]
     for table in ("writers", "rank_metrics", "rank_summaries"):
         assert conn.execute(f"SELECT count(*) FROM {table}").fetchone() == (0,)

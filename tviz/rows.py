@@ -30,7 +30,15 @@ from tviz.values import (
     plain_scalar,
 )
 
-__all__ = ["end_run", "merge_config", "upsert_run", "write_metrics", "write_rollouts"]
+__all__ = [
+    "end_run",
+    "figures_json",
+    "merge_config",
+    "trajectory_chars",
+    "upsert_run",
+    "write_metrics",
+    "write_rollouts",
+]
 
 # The rollout keys with a scalar column of their own (numpy scalars are read as Python ones).
 _ROLLOUT_FIELDS = ("group_idx", "image_path", "gt_lat", "gt_lon", "city", "country")
@@ -188,13 +196,17 @@ def write_rollouts(
         rewards = [_reward(t) for t in trajectories]
         finite = [r for r in rewards if math.isfinite(r)]
         extras = {k: jsonable(v) for k, v in rollout.items() if k not in ROLLOUT_KEYS}
+        rows = [
+            _trajectory_row(idx, traj, reward)
+            for idx, (traj, reward) in enumerate(zip(trajectories, rewards, strict=True))
+        ]
         fields = {k: plain_scalar(rollout.get(k)) for k in _ROLLOUT_FIELDS}
         if fields["group_idx"] is None:
             fields["group_idx"] = group_idx
         cursor = conn.execute(
             "INSERT INTO rollouts (run_id, step, group_idx, image_path, gt_lat, gt_lon, city,"
             " country, prompt_text, prompt_tokens, mean_reward, best_reward, extras, eval_name,"
-            " rank) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " rank, figures) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 run_id,
                 step,
@@ -211,6 +223,7 @@ def write_rollouts(
                 json_text(extras) if extras else None,
                 clean_text(plain_scalar(rollout.get("eval_name"))) or None,
                 rank,
+                _figures(rollout, trajectories, rewards, rows),
             ),
         )
         rollout_id = cursor.lastrowid
@@ -218,11 +231,51 @@ def write_rollouts(
             "INSERT INTO trajectories (rollout_id, trajectory_idx, reward, output_text,"
             " output_tokens, logprobs, pred_lat, pred_lon, distance_km, step_rewards, turns,"
             " extras) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                _trajectory_row(rollout_id, idx, traj, reward)
-                for idx, (traj, reward) in enumerate(zip(trajectories, rewards, strict=True))
-            ],
+            [(rollout_id, *row) for row in rows],
         )
+
+
+def _figures(rollout: Mapping[str, Any], trajectories: list, rewards: list, rows: list) -> str:
+    """The group's figures (`rollouts.figures`, schema v5) as a reader would count them from
+    its rows, in the order it reads the trajectories (by index, then as written): each reward
+    (null: not finite), each output length (tokens where a token list or logprobs are logged,
+    else characters), whether any length is in tokens, and about the characters its JSON takes
+    in a page. A page's charts then count every trajectory without reading one."""
+    order = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))
+    lengths: list[int] = []
+    tokens = False
+    for i in order:
+        n = _items(trajectories[i], "output_tokens") or _items(trajectories[i], "logprobs")
+        tokens = tokens or bool(n)
+        lengths.append(n or len(rows[i][2] or ""))
+    chars = 40 + len(clean_text(rollout.get("prompt_text")) or "")
+    for row in rows:  # text, logprobs, step rewards, turns, extras
+        chars += trajectory_chars(row[2], row[4], row[8], row[9], row[10])
+    return figures_json([rewards[i] for i in order], lengths, tokens, chars)
+
+
+def trajectory_chars(text: str | None, logprobs: str | None, *others: str | None) -> int:
+    """About the characters a trajectory takes in a page's JSON, from its text, its logprobs'
+    JSON (rounded in a page: about 0.6 of it) and its other JSON columns."""
+    size = 40 + len(text or "") + len(logprobs or "") * 3 // 5
+    return size + sum(len(other or "") for other in others)
+
+
+def figures_json(rewards: list[float], lengths: list[int], tokens: bool, chars: int) -> str:
+    """`rollouts.figures` of a group: its trajectories' rewards and output lengths in reading
+    order, whether lengths are tokens, and about the characters the group takes in a page."""
+    finite = [r if math.isfinite(r) else None for r in rewards]
+    figures = {"r": finite, "n": lengths, "t": tokens, "c": chars}
+    return json.dumps(figures, separators=(",", ":"))
+
+
+def _items(traj: Mapping[str, Any], key: str) -> int:
+    """Items of a list field as the column will hold it (0: none, or no list)."""
+    value = traj.get(key)
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        value = tolist()
+    return len(value) if isinstance(value, (list, tuple)) else 0
 
 
 def _reward(traj: Mapping[str, Any]) -> float:
@@ -232,7 +285,8 @@ def _reward(traj: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def _trajectory_row(rollout_id: int, idx: int, traj: dict, reward: float) -> tuple:
+def _trajectory_row(idx: int, traj: dict, reward: float) -> tuple:
+    """A trajectories row but its rollout_id (not known until the group's row is written)."""
     extras = {k: jsonable(v) for k, v in traj.items() if k not in TRAJECTORY_KEYS}
     if not math.isfinite(reward):
         # The 0.2.x column is NOT NULL and NaN would bind as NULL: keep the truth in extras.
@@ -240,7 +294,6 @@ def _trajectory_row(rollout_id: int, idx: int, traj: dict, reward: float) -> tup
         reward = 0.0 if math.isnan(reward) else reward
     index = plain_scalar(traj.get("trajectory_idx"))
     return (
-        rollout_id,
         int(index) if index is not None else idx,
         reward,
         clean_text(traj.get("output_text")),

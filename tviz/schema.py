@@ -14,7 +14,7 @@ from tviz import mounts
 from tviz.names import LEGACY_COLUMNS
 from tviz.notices import warn
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 BUSY_TIMEOUT_S = 10.0
 
 
@@ -294,6 +294,8 @@ def migrate(conn: sqlite3.Connection) -> int:
             _to_v3(conn)
         if version < 4:
             _to_v4(conn)
+        if version < 5:
+            _to_v5(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
@@ -375,6 +377,14 @@ def _to_v4(conn: sqlite3.Connection) -> None:
     # group (NULL: a process that is not one of several ranks).
     _executescript(conn, V4_DDL)
     _add_columns(conn, {"rollouts": ["rank INTEGER"]})
+
+
+def _to_v5(conn: sqlite3.Connection) -> None:
+    # Each rollout group's figures as the writer counted them (JSON: every reward, output
+    # length, whether lengths are tokens, its size in a page; tviz/rows.py `_figures`), so a
+    # build charts every trajectory without reading one. NULL for groups written before (or
+    # by another program): those are counted from their trajectories' rows.
+    _add_columns(conn, {"rollouts": ["figures TEXT"]})
 
 
 def _add_columns(conn: sqlite3.Connection, columns: dict[str, list[str]]) -> None:
