@@ -21,17 +21,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from generate import WORDS  # noqa: E402
 from workspace import EXPAND_STEP_JS, database, workspace  # noqa: E402
 
 from tviz import TvizLogger  # noqa: E402
 from tviz.render import SiteBuilder  # noqa: E402
 
-WORDS = (  # noqa: SIM905 - a word list reads better as one string
-    "the of and to in is that for it as with was on be by this are from at or an have not "
-    "which we can step answer total first then so number each more if will let compute sum "
-    "equals apples train miles hours speed therefore result check remaining boxed value add "
-    "multiply divide minus plus twice half left right correct since because given"
-).split()
 GROUPS, SAMPLES, N_METRICS = 10, 5, 40
 
 

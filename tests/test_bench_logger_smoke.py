@@ -4,22 +4,16 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
-import sys
 from pathlib import Path
 
 import pytest
-
-BENCH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_logger.py"
+from benches import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("bench_logger", BENCH)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["bench_logger"] = module
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("bench_logger", None)
+    with benchmark_module("bench_logger") as module:
+        yield module
 
 
 def _count(path: Path, sql: str) -> int:
