@@ -7,6 +7,7 @@ import gzip
 import json
 import math
 import re
+import sqlite3
 from pathlib import Path
 
 from tviz import TvizLogger
@@ -237,3 +238,13 @@ def page_json(page: Path, block_id: str) -> dict:
     html = page.read_text("utf-8")
     found = re.search(rf'id="{re.escape(block_id)}">([^<]*)</script>', html)
     return json.loads(found.group(1))
+
+
+def spoil(db: Path, *statements: str | tuple[str, tuple]) -> None:
+    """Write into the database as another program (or tviz 0.2.x) would: plain sqlite3."""
+    conn = sqlite3.connect(db)
+    for statement in statements:
+        sql, params = statement if isinstance(statement, tuple) else (statement, ())
+        conn.execute(sql, params)
+    conn.commit()
+    conn.close()

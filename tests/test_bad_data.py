@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from render_data import embedded_groups
+from render_data import embedded_groups, spoil
 
 from tviz import TvizLogger
 from tviz.cli import main
@@ -61,16 +60,6 @@ def two_runs(db: Path) -> None:
                 )
             log.log_summary({"final": 1.0})
             log.log_long_text("notes", "a long text")
-
-
-def spoil(db: Path, *statements: str | tuple[str, tuple]) -> None:
-    """Write into the database as another program would: plain sqlite3, no tviz."""
-    conn = sqlite3.connect(db)
-    for statement in statements:
-        sql, params = statement if isinstance(statement, tuple) else (statement, ())
-        conn.execute(sql, params)
-    conn.commit()
-    conn.close()
 
 
 def build(db: Path, out: Path) -> str:
@@ -306,15 +295,14 @@ def test_a_run_whose_page_cannot_be_built_leaves_the_others(db_path, tmp_path, m
     import tviz.render.site as site
 
     two_runs(db_path)
-    real = site.encode_steps
+    real = site.figure_step
 
-    def broken(rollouts, *args, **kwargs):
-        rollouts = list(rollouts)
-        if any(r.id > 3 for r in rollouts):  # the bad run's (logged second)
+    def broken(step, groups, *args, **kwargs):
+        if any(g.key > 3 for g in groups):  # the bad run's (logged second)
             raise RuntimeError("boom")
-        return real(rollouts, *args, **kwargs)
+        return real(step, groups, *args, **kwargs)
 
-    monkeypatch.setattr(site, "encode_steps", broken)
+    monkeypatch.setattr(site, "figure_step", broken)
     report = SiteBuilder(db_path, tmp_path / "out").build()
     assert [r.id for r in report.runs] == ["good"]
     assert "page not built" in report.notices["bad"] and "boom" in report.notices["bad"]

@@ -27,6 +27,7 @@ from tviz.cli import main
 from tviz.demo import write_png
 from tviz.render import SiteBuilder, build_site, write_atomic
 from tviz.render.csp import script_hash
+from tviz.render.rollouts import StepChunk
 from tviz.store import Store, StoreError
 
 
@@ -101,25 +102,30 @@ def test_budget_samples_groups_and_says_what_was_left_out(tmp_path):
     assert 'id="budget-notice"' in page.read_text("utf-8")
 
 
-def test_rebuild_after_a_new_step_reencodes_only_that_step(text_db, tmp_path, monkeypatch):
+def test_rebuild_after_a_new_step_reads_and_encodes_only_that_step(text_db, tmp_path, monkeypatch):
     builder = SiteBuilder(text_db, tmp_path / "out")
     builder.build(run_ids=["textrun"])
+    figured: list[int] = []
     encoded: list[int] = []
-    real = site_module.encode_steps
+    real_figure, real_encode = site_module.figure_step, StepChunk.encode
 
-    def counting(rollouts, *args, **kwargs):
-        rollouts = list(rollouts)
-        encoded.extend(sorted({r.step for r in rollouts}))
-        return real(rollouts, *args, **kwargs)
+    def figure(step, *args, **kwargs):
+        figured.append(step)
+        return real_figure(step, *args, **kwargs)
 
-    monkeypatch.setattr(site_module, "encode_steps", counting)
+    def encode(chunk, rollouts, *args, **kwargs):
+        encoded.append(chunk.step)
+        return real_encode(chunk, rollouts, *args, **kwargs)
+
+    monkeypatch.setattr(site_module, "figure_step", figure)
+    monkeypatch.setattr(StepChunk, "encode", encode)
     with TvizLogger(text_db, run_id="textrun", strict=True) as log:
         log.log_rollouts(
             [{"prompt_text": "new", "trajectories": [{"reward": 1.0, "output_text": "x"}]}],
             step=6,
         )
     report = builder.build(run_ids=["textrun"])
-    assert encoded == [6]
+    assert figured == [6] and encoded == [6]
     assert [p.name for p in report.written][-1] == "index.html"
     # The incremental page is exactly the page a fresh build makes.
     fresh = SiteBuilder(text_db, tmp_path / "fresh").build(run_ids=["textrun"])

@@ -3,6 +3,7 @@ the index as a mean with a min-max band."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -140,6 +141,11 @@ def test_build_group_by_groups_the_index_by_a_config_key(tmp_path):
     # A group of three is drawn as mean and band; a run alone is no group.
     assert set(data["groups"]) == {"learning_rate=1e-05"}
     assert sorted(data["groups"]["learning_rate=1e-05"]["runs"]) == ["a0", "a1", "a2"]
+    # Over the headline roles (each run's own metric for it), not every metric logged.
+    group = data["groups"]["learning_rate=1e-05"]["metrics"]
+    assert sorted(group) == ["entropy", "kl", "output_length", "reward"]
+    assert data["sources"]["a0"]["kl"] == "optim/kl_sample_train_v1"
+    assert "optim/lr" not in json.dumps(data["metrics"]) and "optim/lr" not in json.dumps(group)
 
 
 def test_index_over_two_files_offers_a_compare_command_naming_both(tmp_path):

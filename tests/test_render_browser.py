@@ -10,6 +10,7 @@ from render_data import (
     IMG,
     SCRIPT,
     TOKEN_TEXTS,
+    page_json,
     prototype_metric_runs,
     quiet_run,
     sl_run,
@@ -19,9 +20,11 @@ from render_data import (
 )
 
 import tviz.render.rollouts as rollouts_module
+from tviz import TvizLogger
 from tviz.demo import write_demo_db, write_png
 from tviz.render import build_site
 from tviz.render.csp import allow_served_script
+from tviz.render.index import INDEX_POINTS
 
 
 @pytest.fixture(scope="module")
@@ -215,10 +218,30 @@ def test_index_page_sorts_and_overlays(browser, site):  # noqa: F811
     opened.click("th[data-key=steps]")
     first = opened.locator("table.runs tbody tr").first.get_attribute("data-id")
     assert first == "georun"  # 2 steps, fewest
-    opened.select_option("#metric", "train/loss")
-    opened.wait_for_function(
-        "() => document.querySelector('#overlay-status').textContent.startsWith('1 of 3')"
+    # The picker offers the headline roles the runs have, not every metric they logged.
+    options = opened.locator("#metric option").evaluate_all(
+        "os => os.map(o => [o.value, o.textContent])"
     )
+    assert options == [["reward", "Reward"]]
+    assert opened.locator("#overlay-status").inner_text() == (
+        "2 of 3 ticked runs logged a metric for Reward: env/all/reward/total"
+    )  # the SFT run logged train/loss only
+    data = opened.evaluate("() => JSON.parse(document.getElementById('index-data').textContent)")
+    assert data["metrics"] == {
+        "textrun": {"reward": data["metrics"]["textrun"]["reward"]},
+        "georun": {"reward": [[0, 1], [0.5, 0.5]]},
+        "sftrun": {},
+    }
+    assert data["sources"]["textrun"] == {"reward": "env/all/reward/total"}
+    html = (site / "index.html").read_text("utf-8")
+    assert "train/loss" not in html and "optim/kl" not in html and "time/total" not in html
+    rule = opened.locator("#index-rule")
+    assert rule.is_visible()
+    assert rule.inner_text().startswith(
+        f"Each line: at most {INDEX_POINTS} points per run; every step range keeps its lowest"
+        " and highest value."
+    )
+    assert "Other metrics: open a run, or tviz compare." in rule.inner_text()
     href = opened.locator("table.runs a").first.get_attribute("href")
     assert href.startswith("runs/") and href.endswith(".html")
     _assert_clean(opened)
@@ -360,18 +383,50 @@ def test_a_run_still_marked_running_but_long_silent_shows_as_quiet(browser, tmp_
     close_page(opened)
 
 
-def test_index_overlay_with_metrics_named_like_object_prototype_keys(browser, tmp_path):  # noqa: F811
+def test_index_overlay_with_ids_and_names_like_object_prototype_keys(browser, tmp_path):  # noqa: F811
     db = tmp_path / "tviz.db"
-    prototype_metric_runs(db)
+    prototype_metric_runs(db)  # metrics named constructor, toString, __proto__, loss
+    ids = ["constructor", "__proto__", "toString", SCRIPT]
+    for i, run_id in enumerate(ids):
+        with TvizLogger(db, f"proto-id-{i}", run_id=run_id, strict=True) as log:
+            for step in range(4):
+                metrics = {"env/all/reward/total": step * (i + 1) / 10, "constructor": step}
+                if i % 2:
+                    metrics["optim/entropy"] = 1.0 - step / 10
+                log.log_metrics({**metrics, "__proto__": 1.0, SCRIPT: 2.0}, step=step)
     build_site(db, tmp_path / "out")
+    html = (tmp_path / "out" / "index.html").read_text("utf-8")
+    assert "<script>alert" not in html
+    data = page_json(tmp_path / "out" / "index.html", "index-data")
+    # Only headline roles are keys of a run's series: no metric name from the file is.
+    assert {k: sorted(v) for k, v in data["metrics"].items()} == {
+        "constructor": ["reward"],
+        "__proto__": ["entropy", "reward"],
+        "toString": ["reward"],
+        SCRIPT: ["entropy", "reward"],
+        "protorun": [],
+        "plainrun": [],
+    }
     opened = open_page(browser, tmp_path / "out" / "index.html")
     opened.wait_for_selector("#overlay[data-drawn=yes] canvas")
-    for metric, used in (("constructor", 1), ("toString", 1), ("__proto__", 1), ("loss", 2)):
-        opened.select_option("#metric", metric)
+    opened.evaluate("() => document.querySelectorAll('.pick').forEach(c => { c.checked = true; })")
+    shown = (("entropy", 2, "optim/entropy"), ("reward", 4, "env/all/reward/total"))
+    for role, used, source in shown:
+        opened.select_option("#metric", role)
         opened.wait_for_function(
             "m => document.querySelector('#overlay-status').textContent.startsWith(m)",
-            arg=f"{used} of 2 ticked runs",
+            arg=f"{used} of 6 ticked runs logged a metric for ",
         )
+        assert opened.locator("#overlay-status").inner_text().endswith(": " + source)
+    # The tooltip names the run's own metric (as text: vega-tooltip escapes it).
+    opened.wait_for_selector("#overlay[data-drawn=yes] canvas")
+    box = opened.locator("#overlay canvas").bounding_box()
+    for x in (0.2, 0.5, 0.8, 0.95):
+        opened.mouse.move(box["x"] + box["width"] * x, box["y"] + box["height"] * 0.5)
+        tip = opened.locator("#vg-tooltip-element")
+        if tip.count() and tip.is_visible():
+            break
+    assert "env/all/reward/total" in tip.inner_text() and "metric" in tip.inner_text()
     _assert_clean(opened)
     close_page(opened)
     opened = open_page(browser, _page(tmp_path / "out", "proto-names"))
@@ -388,7 +443,7 @@ def test_malformed_fields_show_as_text_and_never_break_the_page(
 ):
     """The build checks every field's type; the page must still cope if data gets past it
     (an older builder, a hand-edited page), so feed it what a legacy file may hold."""
-    real = rollouts_module._group_json
+    real = rollouts_module.group_json
 
     def odd(rollout, *args):
         group = real(rollout, *args)
@@ -412,7 +467,7 @@ def test_malformed_fields_show_as_text_and_never_break_the_page(
             group["x"] = {"__proto__": {"polluted": True}, "constructor": "c"}
         return group
 
-    monkeypatch.setattr(rollouts_module, "_group_json", odd)
+    monkeypatch.setattr(rollouts_module, "group_json", odd)
     db = tmp_path / "tviz.db"
     text_run(db, steps=1)
     build_site(db, tmp_path / "out")
@@ -588,16 +643,17 @@ def test_run_page_updates_in_place_from_a_newer_build(browser, tmp_path):  # noq
 
 def test_index_updates_in_place_keeping_sort_and_ticks(browser, tmp_path):  # noqa: F811
     db = tmp_path / "tviz.db"
-    _log(db, range(3), run_id="run-a")
-    _log(db, range(5), run_id="run-b")
+    reward = ("env/all/reward/total",)  # a headline metric: the index overlays it
+    _log(db, range(3), reward, run_id="run-a")
+    _log(db, range(5), reward, run_id="run-b")
     build_site(db, tmp_path / "v1")
     opened = open_page(browser, tmp_path / "v1" / "index.html")
     opened.wait_for_selector("#overlay[data-drawn=yes] canvas")
     opened.click("th[data-key=steps]")  # ascending: run-a (3) first
     opened.uncheck('.pick[value="run-b"]')
     opened.evaluate("() => { window.__noReload = true; }")
-    _log(db, range(3, 9), run_id="run-a")  # run-a now has the most steps
-    _log(db, range(2), run_id="run-c")
+    _log(db, range(3, 9), reward, run_id="run-a")  # run-a now has the most steps
+    _log(db, range(2), reward, run_id="run-c")
     build_site(db, tmp_path / "v2")
     assert _update(opened, (tmp_path / "v2" / "index.html").read_text("utf-8")) is True
     ids = opened.locator("table.runs tbody tr").evaluate_all("rs => rs.map(r => r.dataset.id)")

@@ -24,9 +24,11 @@ from tviz.render.csp import (
 )
 from tviz.render.downsample import minmax
 from tviz.render.embed import PrefixGzip, script_json
+from tviz.render.group_json import _image_uri, _trajectory_json
+from tviz.render.group_json import group_json as _group_json
 from tviz.render.index import tokens_per_day
 from tviz.render.pages import _cut_to, fair_caps
-from tviz.render.rollouts import _group_json, _image_uri, _trajectory_json, encode_step
+from tviz.render.rollouts import encode_step
 from tviz.store import Rollout, Trajectory
 
 
@@ -214,7 +216,7 @@ def test_malformed_trajectory_fields_show_as_extras_instead_of_failing():
     chunk = encode_step(0, [rollout], (1, 1), None)
     group = json.loads(gzip.decompress(chunk.packed.gzip(1)))[0]
     assert group["imgNote"] and group["img"] is None and "gt" not in group
-    assert chunk.stats["best"] == 1.0 and chunk.rewards == [1.0]
+    assert chunk.stats["best"] == 1.0 and list(chunk.rewards) == [1.0]
     assert group["t"][0]["lp"] == [-0.1, None, None]
 
 

@@ -193,7 +193,7 @@ def overview_charts(data: RunData, chunks: list[StepChunk]) -> list[dict[str, An
         )
     else:
         out += _logged_chart(data, roles, "reward", "mean", charts.BLUE)
-    with_length = [c for c in chunks if c.lengths]
+    with_length = [c for c in chunks if c.length_count]
     if with_length:
         unit = "tokens" if any(c.length_unit == "tokens" for c in with_length) else "characters"
         out.append(
@@ -203,7 +203,7 @@ def overview_charts(data: RunData, chunks: list[StepChunk]) -> list[dict[str, An
                 {
                     "mean length": (
                         [c.step for c in with_length],
-                        [sum(c.lengths) / len(c.lengths) for c in with_length],
+                        [c.length_total / c.length_count for c in with_length],
                     )
                 },
                 (charts.AMBER,),

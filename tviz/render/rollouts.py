@@ -1,104 +1,146 @@
-"""A run's rollouts as per-step chunks: stats for the charts, compressed JSON for the page.
+"""A run's rollouts as per-step chunks: figures for the charts, compressed JSON for the page.
 
-Each step is encoded once (gzip + base64, decoded by the page with DecompressionStream only
-when the reader opens that step) and cached by the step's fingerprint from
-`Store.rollout_index`, so re-rendering a run that gained a step encodes one step.
-Past the page's size budget every step keeps a sample of its groups: the best, the worst,
-then the mixed ones (those that carry a learning signal), then the rest.
+A step is read in two passes (tviz/store/figures.py). First its groups' figures, without any
+text: every trajectory's reward and output length, which make the step's exact figures for
+the charts and rank its groups in the order a sample keeps them (the best, the worst, then
+the mixed ones with the widest spread of rewards, then the rest). Then only the groups the
+page keeps are read whole and encoded: gzip + base64, decoded by the page with
+DecompressionStream when the reader opens that step. So a build holds one step's rows at a
+time and encodes a few thousand groups of a run of a million trajectories.
+
+Chunks are cached by the step's fingerprint from `Store.rollout_index`, so re-rendering a run
+that gained a step reads and encodes that step only.
 """
 
 from __future__ import annotations
 
 import base64
 import math
-import mimetypes
-import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from array import array
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from tviz.render.embed import PrefixGzip, dumps
+from tviz.render.group_json import group_json, token_count
 from tviz.render.table import PrefixDeflate, group_line
-from tviz.store import Rollout, Trajectory
-from tviz.store.prompts import prompt_key
+from tviz.store import GroupFigures, Rollout
 from tviz.values import finite_number
 
-# Trajectory extras key of the sampled tokens' texts (a list of strings, one per logprob): with
-# it the logprob heatmap shows the tokens themselves.
-TOKEN_TEXTS = "token_texts"
-# Rollout extras that repeat the prompt shown above them (tinker-cookbook imports).
-REDUNDANT_WITH_PROMPT = ("prompt_messages",)
-# Images larger than this are not embedded (the page says so): one photo must not eat the budget.
-MAX_IMAGE_BYTES = 2_000_000
+_NOTHING = PrefixGzip.pack([])
+_NO_LINES = PrefixDeflate.pack([])
+
+
+class NotEncoded(LookupError):
+    """A chunk was asked the cost of more groups than are encoded (`StepChunk.ready`)."""
 
 
 @dataclass
 class StepChunk:
-    """One step's rollouts, ready to embed, with the numbers the charts need."""
+    """One step's groups: the figures of all of them, and the first `ready` encoded."""
 
     step: int
     fingerprint: tuple[int, int]
     stats: dict[str, Any]  # shown in the page's step list
-    rewards: list[float]  # every finite trajectory reward, for the distribution chart
-    lengths: list[int]  # output length per trajectory
+    rewards: Sequence[float]  # every finite trajectory reward (8 bytes each), for the charts
+    length_total: int  # output lengths, summed over the step's trajectories
+    length_count: int  # trajectories counted in `length_total`
     length_unit: str  # "tokens" or "chars"
-    packed: PrefixGzip  # the groups in the order a sample keeps them (the page sorts them)
-    table: PrefixDeflate  # the samples table's line of each group, in the same order
+    keys: list[Any]  # the groups (`GroupFigures.key`), in the order a sample keeps them
+    sizes: list[int]  # about the characters of each group's JSON, in that order
     geo: bool = False  # some group has a true location (the page then draws a map)
+    packed: PrefixGzip = field(default=_NOTHING)  # the first `ready` groups, encoded
+    table: PrefixDeflate = field(default=_NO_LINES)  # their lines in the samples table
 
     @property
     def n_groups(self) -> int:
+        return len(self.keys)
+
+    @property
+    def ready(self) -> int:
+        """Groups encoded, from the first in `keys`."""
         return self.packed.items
+
+    def _kept(self, keep: int) -> int:
+        k = min(keep, self.n_groups)
+        if k > self.ready:
+            raise NotEncoded(f"step {self.step}: {k} groups asked, {self.ready} encoded")
+        return k
 
     def cost(self, keep: int) -> int:
         """Bytes the first `keep` groups take in the page: their rollouts and table rows."""
-        return self.size(keep) + self.table.size(keep)
+        k = self._kept(keep)
+        return self.packed.b64_size(k) + self.table.size(k)
 
     def encoded(self, keep: int) -> str:
         """The first `keep` groups by priority, gzip + base64."""
-        return base64.b64encode(self.packed.gzip(keep)).decode("ascii")
+        return base64.b64encode(self.packed.gzip(self._kept(keep))).decode("ascii")
 
     def size(self, keep: int) -> int:
         """Bytes of `encoded(keep)`."""
-        return self.packed.b64_size(keep)
+        return self.packed.b64_size(self._kept(keep))
+
+    def encode(self, rollouts: Sequence[Rollout], base_dir: Path | None) -> None:
+        """Encode the next groups of `keys` (`held` of them are held already): these, read
+        whole, in that order. The page's bytes of the first k groups never depend on how
+        many more are encoded."""
+        for rollout in rollouts:
+            finite = (finite_number(t.reward) for t in rollout.trajectories)
+            rewards = [float(r) for r in finite if r is not None]
+            uniform = len(rewards) > 1 and len(set(rewards)) == 1
+            group = group_json(rollout, rewards, uniform, base_dir)
+            self._groups.append(dumps(group))
+            self._lines.append(group_line(self.step, group))
+        self.packed = PrefixGzip.pack(self._groups)
+        self.table = PrefixDeflate.pack(self._lines)
+
+    @property
+    def held(self) -> int:
+        """Groups whose JSON is held, so that encoding more compresses them again without
+        reading them (`release` lets them go)."""
+        return len(self._groups)
+
+    def release(self) -> None:
+        """Let the held JSON go (the encoded groups stay)."""
+        self._groups, self._lines = [], []
+
+    def __post_init__(self) -> None:
+        self._groups: list[str] = []
+        self._lines: list[str] = []
 
 
-def encode_steps(
-    rollouts: Iterable[Rollout], fingerprints: dict[int, tuple[int, int]], base_dir: Path | None
-) -> dict[int, StepChunk]:
-    """StepChunks for the steps these rollouts belong to."""
-    by_step: dict[int, list[Rollout]] = {}
-    for rollout in rollouts:
-        by_step.setdefault(rollout.step, []).append(rollout)
-    return {
-        step: encode_step(step, groups, fingerprints.get(step, (0, 0)), base_dir)
-        for step, groups in by_step.items()
-    }
-
-
-def encode_step(
-    step: int, rollouts: list[Rollout], fingerprint: tuple[int, int], base_dir: Path | None
-) -> StepChunk:
-    groups: list[str] = []
-    lines: list[str] = []
-    geo = False
-    summaries: list[tuple[float, float, bool]] = []  # (mean, spread, uniform) per group
-    rewards: list[float] = []
+def figures_of(rollout: Rollout, key: Any) -> GroupFigures:
+    """A whole group's figures, as the store reads them without its texts."""
     lengths: list[int] = []
+    tokens = False
+    for traj in rollout.trajectories:
+        n_tokens = token_count(traj.output_tokens, traj.logprobs)
+        if n_tokens is not None:
+            tokens = True
+            lengths.append(n_tokens)
+        else:
+            lengths.append(len(_text(traj.output_text) or ""))
+    geo = finite_number(rollout.gt_lat) is not None and finite_number(rollout.gt_lon) is not None
+    rewards = [t.reward for t in rollout.trajectories]
+    return GroupFigures(key, rewards, lengths, tokens, geo, 0)
+
+
+def figure_step(step: int, groups: list[GroupFigures], fingerprint: tuple[int, int]) -> StepChunk:
+    """A step's chunk from its groups' figures, nothing encoded yet."""
+    summaries: list[tuple[float, float, bool]] = []  # (mean, spread, uniform) per group
+    rewards = array("d")
+    length_total = length_count = 0
     token_lengths = False
-    good = bad = mixed = 0
-    for rollout in rollouts:
-        finite = (finite_number(t.reward) for t in rollout.trajectories)
+    good = bad = mixed = traj = 0
+    for g in groups:
+        finite = (finite_number(r) for r in g.rewards)
         group_rewards = [float(r) for r in finite if r is not None]
         rewards.extend(group_rewards)
-        for traj in rollout.trajectories:
-            n_tokens = _token_count(traj.output_tokens, traj.logprobs)
-            if n_tokens is not None:
-                token_lengths = True
-                lengths.append(n_tokens)
-            else:
-                lengths.append(len(_text(traj.output_text) or ""))
+        length_total += sum(g.lengths)
+        length_count += len(g.lengths)
+        token_lengths = token_lengths or g.tokens
+        traj += len(g.rewards)
         uniform = len(group_rewards) > 1 and len(set(group_rewards)) == 1
         if uniform:
             good, bad = (good + 1, bad) if group_rewards[0] > 0 else (good, bad + 1)
@@ -112,17 +154,12 @@ def encode_step(
             else 0.0
         )
         summaries.append((mean, spread, uniform))
-        group = _group_json(rollout, group_rewards, uniform, base_dir)
-        geo = geo or "gt" in group
-        groups.append(dumps(group))
-        lines.append(group_line(step, group))
     order = _priority(summaries)
     spreads = [s[1] for s in summaries if not math.isnan(s[0])]
-    n_groups = len(groups)
     stats = {
         "step": step,
-        "groups": n_groups,
-        "traj": sum(len(r.trajectories) for r in rollouts),
+        "groups": len(groups),
+        "traj": traj,
         "best": max(rewards) if rewards else None,
         "mean": sum(rewards) / len(rewards) if rewards else None,
         "worst": min(rewards) if rewards else None,
@@ -139,12 +176,44 @@ def encode_step(
         fingerprint=fingerprint,
         stats=stats,
         rewards=rewards,
-        lengths=lengths,
+        length_total=length_total,
+        length_count=length_count,
         length_unit="tokens" if token_lengths else "chars",
-        packed=PrefixGzip.pack([groups[i] for i in order]),
-        table=PrefixDeflate.pack([lines[i] for i in order]),
-        geo=geo,
+        keys=[groups[i].key for i in order],
+        sizes=[groups[i].size for i in order],
+        geo=any(g.geo for g in groups),
     )
+
+
+def encode_step(
+    step: int, rollouts: list[Rollout], fingerprint: tuple[int, int], base_dir: Path | None
+) -> StepChunk:
+    """A step's chunk from its whole groups, every group encoded (eval sets, tests)."""
+    chunk = figure_step(step, [figures_of(r, i) for i, r in enumerate(rollouts)], fingerprint)
+    chunk.encode([rollouts[i] for i in chunk.keys], base_dir)
+    chunk.release()
+    return chunk
+
+
+def encode_steps(
+    rollouts: Iterable[Rollout], fingerprints: dict[int, tuple[int, int]], base_dir: Path | None
+) -> dict[int, StepChunk]:
+    """Whole StepChunks for the steps these rollouts belong to."""
+    by_step: dict[int, list[Rollout]] = {}
+    for rollout in rollouts:
+        by_step.setdefault(rollout.step, []).append(rollout)
+    return {
+        step: encode_step(step, groups, fingerprints.get(step, (0, 0)), base_dir)
+        for step, groups in by_step.items()
+    }
+
+
+def _text(value: Any) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value) if isinstance(value, (int, float)) else None
 
 
 def _priority(summaries: list[tuple[float, float, bool]]) -> list[int]:
@@ -169,238 +238,59 @@ def _priority(summaries: list[tuple[float, float, bool]]) -> list[int]:
     return order
 
 
-def _token_count(output_tokens: Any, logprobs: Any) -> int | None:
-    if isinstance(output_tokens, list) and output_tokens:
-        return len(output_tokens)
-    if isinstance(logprobs, list) and logprobs:
-        return len(logprobs)
-    return None
-
-
-def _round(values: list[Any] | None, digits: int = 3) -> list[Any] | None:
-    """Logprobs to 3 decimals: a third of their JSON size, and all a heatmap can show."""
-    if not values:
-        return None
-    try:
-        return [round(v, digits) for v in values]  # NaN stays NaN: dumps() makes it null
-    except TypeError:  # a None (or a stray string, or a bool) in the list
-        return [
-            round(v, digits) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
-            for v in values
-        ]
-
-
-def _group_json(
-    rollout: Rollout, rewards: list[float], uniform: bool, base_dir: Path | None
-) -> dict[str, Any]:
-    trajectories = sorted(
-        rollout.trajectories,
-        key=lambda t: (
-            -t.reward if finite_number(t.reward) is not None else math.inf,
-            _sort_key(t.idx),
-        ),
-    )
-    prompt = _text(rollout.prompt_text)
-    group: dict[str, Any] = {
-        "g": rollout.group_idx,
-        "p": prompt or "",
-        "ph": prompt_key(prompt, _text(rollout.image_path)) if prompt else "",
-        "best": max(rewards) if rewards else None,
-        "mean": sum(rewards) / len(rewards) if rewards else None,
-        "flat": uniform,
-        "t": [_trajectory_json(t) for t in trajectories],
-    }
-    if rollout.image_path:
-        group["imgPath"] = _text(rollout.image_path) or repr(rollout.image_path)
-        group["img"], note = _image_uri(rollout.image_path, base_dir)
-        if note:
-            group["imgNote"] = note
-    gt = finite_number(rollout.gt_lat), finite_number(rollout.gt_lon)
-    if gt[0] is not None and gt[1] is not None:
-        group["gt"] = list(gt)
-    place = ", ".join(p for p in (_text(rollout.city), _text(rollout.country)) if p)
-    if place:
-        group["place"] = place
-    question = _question(rollout.extras)
-    if question and question != prompt:
-        group["q"] = question
-    extras = _shown_extras(rollout.extras, prompt)
-    if extras:
-        group["x"] = extras
-    return group
-
-
-def _question(extras: Any) -> str | None:
-    """The last user message of a chat prompt (tinker-cookbook's `prompt_messages`): the
-    question itself, where the prompt's text starts with few-shot examples."""
-    messages = extras.get("prompt_messages") if isinstance(extras, dict) else None
-    if not isinstance(messages, list):
-        return None
-    for message in reversed(messages):
-        if isinstance(message, dict) and message.get("role") == "user":
-            content = message.get("content")
-            if isinstance(content, list):  # content parts: keep the text ones
-                content = " ".join(
-                    str(part.get("text", "")) for part in content if isinstance(part, dict)
-                )
-            return content.strip() or None if isinstance(content, str) else None
-    return None
-
-
-def _shown_extras(extras: Any, prompt: str | None) -> dict[str, Any]:
-    """A group's extras minus what the page already shows elsewhere.
-
-    tinker-cookbook imports keep the prompt as chat messages (`prompt_messages`) beside the
-    `prompt_text` made from them, and `text_logged` says whether that text was found: with a
-    prompt shown, both would repeat it. Without one, they are all the reader has.
-    """
-    if not isinstance(extras, dict):  # the store gives dicts; anything else shows as text
-        return {"extras": extras} if extras not in (None, "") else {}
-    if not prompt:
-        return extras
-    return {
-        k: v
-        for k, v in extras.items()
-        if k not in REDUNDANT_WITH_PROMPT and not (k == "text_logged" and v is True)
-    }
-
-
-def _trajectory_json(traj: Trajectory) -> dict[str, Any]:
-    """One trajectory for the page. Lists and numbers are used only if they are what they
-    should be: a legacy or foreign file may hold anything there, which is then shown as text
-    in the extras table instead of breaking the build or the page."""
-    extras = dict(traj.extras) if isinstance(traj.extras, dict) else {"extras": traj.extras}
-    odd: dict[str, Any] = {}
-    out: dict[str, Any] = {
-        "i": traj.idx if isinstance(traj.idx, int) else _text(traj.idx),
-        "r": finite_number(traj.reward),
-        "o": _text(traj.output_text) or "",
-    }
-    fields = {
-        "output_tokens": traj.output_tokens,
-        "logprobs": traj.logprobs,
-        "step_rewards": traj.step_rewards,
-        "turns": traj.turns,
-    }
-    for name, value in fields.items():
-        if value is not None and not isinstance(value, list):
-            odd[name] = value
-            fields[name] = None
-    if traj.output_text is not None and not isinstance(traj.output_text, str):
-        odd["output_text"] = _text(traj.output_text, lossy=True)
-    n_tokens = _token_count(fields["output_tokens"], fields["logprobs"])
-    if n_tokens is not None:
-        out["nt"] = n_tokens
-    logprobs = fields["logprobs"]
-    if logprobs:
-        out["lp"] = _round(logprobs)
-        texts = _token_texts(extras.get(TOKEN_TEXTS), len(logprobs))
-        if texts is not None:  # shown as the heatmap's text, not again in the extras table
-            out["tt"] = texts
-            extras.pop(TOKEN_TEXTS)
-    if fields["step_rewards"]:
-        out["sr"] = _round(fields["step_rewards"], 4)
-    if fields["turns"]:
-        out["turns"] = fields["turns"]
-    pred = finite_number(traj.pred_lat), finite_number(traj.pred_lon)
-    if pred[0] is not None and pred[1] is not None:
-        out["pred"] = list(pred)
-    distance = finite_number(traj.distance_km)
-    if distance is not None:
-        out["d"] = distance
-    extras.update(odd)
-    if extras:
-        out["x"] = extras
-    return out
-
-
-def _text(value: Any, *, lossy: bool = False) -> str | None:
-    """Text as text; bytes (a blob in a text column) decoded; anything else None, or with
-    `lossy` its JSON-ish repr."""
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value) if lossy or isinstance(value, (int, float)) else None
-
-
-def _sort_key(idx: Any) -> tuple[int, Any]:
-    return (0, idx) if isinstance(idx, int) else (1, str(idx))
-
-
-def _token_texts(value: Any, n: int) -> list[str] | None:
-    """The decoded text of each sampled token, if the trajectory's extras hold a usable list."""
-    if isinstance(value, list) and len(value) == n and all(isinstance(t, str) for t in value):
-        return value
-    return None
-
-
-def _image_uri(image_path: Any, base_dir: Path | None) -> tuple[str | None, str | None]:
-    """A data URI for a readable image file inside the database's folder, else (None, why not).
-
-    Only the database's folder tree is read: a relative path is taken from that folder (never
-    from the current directory, so the page does not depend on where the build ran), and an
-    absolute one, a `..` escape or a symlink must land inside it. A database shared by someone
-    else must not make the build embed pictures from the builder's own disk. URLs are never
-    fetched: a page loads nothing. Any failure gives no image and a short note, never a
-    failed build.
-    """
-    try:
-        return _read_image(image_path, base_dir)
-    except Exception:  # noqa: BLE001  (a name the OS cannot take, a file that vanished, ...)
-        return None, "image could not be read"
-
-
-_URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
-
-
-def _read_image(image_path: Any, base_dir: Path | None) -> tuple[str | None, str | None]:
-    if not isinstance(image_path, str) or not image_path.strip():
-        return None, "image path is not a file name"
-    if _URL.match(image_path) and not Path(image_path).is_absolute():
-        return None, "image not embedded: a URL (pages never fetch anything)"
-    if image_path.startswith("~"):
-        return None, "image not embedded: only files in the database's folder are embedded"
-    if base_dir is None:
-        return None, "image not embedded: the database's folder is unknown"
-    root = base_dir.resolve()
-    candidate = (root / image_path).resolve()  # an absolute image_path replaces root
-    if not candidate.is_relative_to(root):
-        return None, "image not embedded: only files in the database's folder are embedded"
-    if not candidate.is_file():
-        return None, "image file not found next to the database"
-    size = candidate.stat().st_size
-    if size > MAX_IMAGE_BYTES:
-        return None, f"image not embedded: {size / 1e6:.1f} MB is over the limit"
-    mime = mimetypes.guess_type(candidate.name)[0] or "application/octet-stream"
-    if not mime.startswith("image/"):
-        return None, "not an image file"
-    data = base64.b64encode(candidate.read_bytes()).decode("ascii")
-    return f"data:{mime};base64,{data}", None
+# grow(k, chunks): encode at least the first k groups of these chunks (None: every chunk).
+Grow = Callable[[int, "list[StepChunk] | None"], None]
 
 
 def plan_sample(
-    chunks: list[StepChunk], available: int, key: Callable[[StepChunk], int] | None = None
+    chunks: list[StepChunk],
+    available: int,
+    key: Callable[[StepChunk], int] | None = None,
+    grow: Grow | None = None,
+    hint: int | None = None,
 ) -> dict[int, int]:
     """Groups to keep per step so the chunks and their table rows fit in `available` bytes.
 
     The same number of groups for every step (the largest that fits); if even one group a
     step is too much, the oldest steps lose their rollouts. `key` names a chunk in the plan
     (default its step; eval chunks, several a step, use their place).
+
+    Chunks need only be encoded as far as the answer: the search starts at `hint` (a guess of
+    the answer; None: every group), `grow(k)` encodes the first k groups of each chunk where
+    it must, and from there the count grows by 1, 2, 4... until it no longer fits, then the
+    search halves what is left. The answer is the same whatever the hint: the cost of k
+    groups only grows with k.
     """
     name = key or (lambda c: c.step)
-    if sum(c.cost(c.n_groups) for c in chunks) <= available:
-        return {name(c): c.n_groups for c in chunks}
-    lo, hi = 0, max((c.n_groups for c in chunks), default=0)
-    while lo < hi:  # the largest k whose total fits
+    top = max((c.n_groups for c in chunks), default=0)
+
+    def fits(k: int) -> bool:
+        if grow is not None:
+            grow(k, None)
+        return sum(c.cost(k) for c in chunks) <= available
+
+    k = top if hint is None else min(max(hint, 1), top)
+    if k and fits(k):
+        lo, hi, more = k, top, 1
+        while lo < hi:  # one more, then twice as many more, until it no longer fits
+            nxt = min(top, lo + more)
+            if not fits(nxt):
+                hi = nxt - 1
+                break
+            lo, more = nxt, 2 * more
+    else:
+        lo, hi = 0, k - 1
+    while lo < hi:  # the largest k whose total fits: every cost here is encoded
         mid = (lo + hi + 1) // 2
-        if sum(c.cost(mid) for c in chunks) <= available:
+        if fits(mid):
             lo = mid
         else:
             hi = mid - 1
     if lo >= 1:
         return {name(c): min(lo, c.n_groups) for c in chunks}
     plan = {name(c): 0 for c in chunks}
+    if grow is not None:
+        grow(1, None)
     left = available
     for chunk in sorted(chunks, key=lambda c: -name(c)):  # newest steps first
         cost = chunk.cost(1)
@@ -409,3 +299,33 @@ def plan_sample(
         plan[name(chunk)] = 1
         left -= cost
     return plan
+
+
+def estimate_keep(chunks: list[StepChunk], available: int) -> int:
+    """A guess of how many groups a step can keep within `available` bytes, from the groups'
+    sizes and the bytes per character of the groups encoded so far (1 if none is)."""
+    sample = [c for c in chunks if c.ready]
+    chars = sum(sum(c.sizes[: c.ready]) for c in sample)
+    ratio = sum(c.cost(c.ready) for c in sample) / chars if chars else 1.0
+    top = max((c.n_groups for c in chunks), default=0)
+    lo, hi = 0, top
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ratio * sum(sum(c.sizes[:mid]) for c in chunks) <= available:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def full_cost(chunks: list[StepChunk], table: bool = True) -> tuple[int, bool]:
+    """Bytes every group of the chunks takes in a page (with `table`: and its table rows), and
+    whether that is exact: estimated, as `estimate_keep` does, where not all are encoded."""
+    exact = all(c.ready == c.n_groups for c in chunks)
+    if exact:
+        return sum(c.cost(c.n_groups) if table else c.size(c.n_groups) for c in chunks), True
+    sample = [c for c in chunks if c.ready]
+    chars = sum(sum(c.sizes[: c.ready]) for c in sample)
+    done = sum(c.cost(c.ready) if table else c.size(c.ready) for c in sample)
+    ratio = done / chars if chars else 1.0
+    return int(ratio * sum(sum(c.sizes) for c in chunks)), False

@@ -26,12 +26,22 @@ from tviz.names import DEFAULT_BUDGET_BYTES
 from tviz.render import chart_budget
 from tviz.render.evals import cost as eval_cost
 from tviz.render.evals import encode_evals, eval_notice, plan_evals
-from tviz.render.index import IndexEntry, index_entry, render_index
+from tviz.render.index import IndexEntry, read_entry, render_index
 from tviz.render.pages import Pages, fair_caps
-from tviz.render.rollouts import StepChunk, encode_steps, plan_sample
+from tviz.render.rollouts import (
+    Grow,
+    StepChunk,
+    estimate_keep,
+    figure_step,
+    full_cost,
+    plan_sample,
+)
 from tviz.store import RunData, RunNotFound, RunSummary, Store, StoreError
 from tviz.store.many import CONFLICT, StoreSet
-from tviz.store.prompts import prompt_history
+
+# Steps whose first group is encoded before anything is planned: the estimates of what the
+# other groups take in a page are made from their bytes per character.
+CALIBRATE_STEPS = 32
 
 # progress(done, total, run): called after each run page is written.
 Progress = Callable[[int, int, RunSummary], None]
@@ -117,7 +127,8 @@ class SiteBuilder:
                     report.notices[run.id] = notice
                 if isinstance(store, StoreSet) and store.conflicts.get(run.id):
                     report.conflicts[run.id] = store.conflicts[run.id]
-                self._index[run.id] = (versions.get(run.id, ()), index_entry(data, self.group_by))
+                entry = self._index_entry(store, data.summary, self.group_by)
+                self._index[run.id] = (versions.get(run.id, ()), entry)
                 if progress is not None:
                     progress(done, len(targets), data.summary)
             entries = []
@@ -142,10 +153,10 @@ class SiteBuilder:
     def _index_entry(
         store: Store | StoreSet, run: RunSummary, group_by: str | None = None
     ) -> IndexEntry:
-        """The run's row and metrics for the index; just its row if its data cannot be read."""
+        """The run's row and headline series for the index (none of its other metrics are
+        read); just its row if its data cannot be read."""
         try:
-            data = store.load_run(run.id, rollout_steps=(), evals=False)
-            return index_entry(data, group_by)
+            return read_entry(store, run, group_by)
         except Exception as exc:
             if _about_the_file(exc):
                 raise
@@ -155,40 +166,65 @@ class SiteBuilder:
         self, store: Store | StoreSet, run_id: str, page: str
     ) -> tuple[Path, RunData, str]:
         cache = self._runs.setdefault(run_id, _RunCache())
-        with store.snapshot() as conn:  # the index and the data from the same moment
+        # One snapshot for the whole page: its figures, the groups read whole later and the
+        # run's data are of one moment.
+        with store.snapshot():
             fingerprints = store.rollout_index(run_id)
             for step in set(cache.chunks) - set(fingerprints):
                 del cache.chunks[step]
-            stale = [
-                s
-                for s, fp in fingerprints.items()
-                if cache.chunks.get(s) is None or cache.chunks[s].fingerprint != fp
-            ]
-            data = store.load_run(run_id, rollout_steps=stale)
-            if isinstance(store, StoreSet):
-                history = store.prompt_history(run_id)
-            else:
-                history = prompt_history(conn, run_id)
-        cache.chunks.update(encode_steps(data.rollouts, fingerprints, self.db_path.parent))
-        chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
-        html, notice = self._render_within_budget(data, chunks, history)
+            for step, fingerprint in fingerprints.items():
+                cached = cache.chunks.get(step)
+                if cached is None or cached.fingerprint != fingerprint:
+                    groups = store.step_figures(run_id, step)
+                    cache.chunks[step] = figure_step(step, groups, fingerprint)
+            data = store.load_run(run_id, rollout_steps=())
+            history = store.prompt_history(run_id)
+            chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
+            base_dir = self.db_path.parent
+
+            def grow(keep: int, some: list[StepChunk] | None = None) -> None:
+                for chunk in chunks if some is None else some:
+                    want = min(keep, chunk.n_groups)
+                    if chunk.ready < want:
+                        if chunk.held < chunk.ready:  # released by an earlier build
+                            chunk.release()
+                        keys = chunk.keys[chunk.held : want]
+                        chunk.encode(store.groups(run_id, keys), base_dir)
+
+            try:
+                html, notice = self._render_within_budget(data, chunks, history, grow)
+            finally:
+                for chunk in chunks:
+                    chunk.release()
         path = write_atomic(self.out_dir / page, html)
         return path, data, notice
 
     def _render_within_budget(
-        self, data: RunData, chunks: list[StepChunk], history: dict | None = None
+        self,
+        data: RunData,
+        chunks: list[StepChunk],
+        history: dict | None = None,
+        grow: Grow | None = None,
     ) -> tuple[str, str]:
         """The page, its metric charts thinned, its long texts cut short and its rollouts
-        sampled if the whole would pass the budget."""
+        sampled if the whole would pass the budget.
+
+        `grow(k)` encodes the first k groups of each chunk (None: they are all encoded).
+        Rollouts that would clearly not fit are never all encoded: what every group would
+        take is then estimated (`full_cost`), and it only decides anything where it is below
+        half of the room (the texts' and evals' shares, the charts' when they are large); so
+        everything is encoded, and exact, whenever the estimate is within twice that.
+        """
         eval_chunks = encode_evals(data.eval_rollouts, self.db_path.parent)
         page = self._pages.run_page(data, chunks, history, eval_chunks)
-        full = {c.step: c.n_groups for c in chunks}
         text_sizes = page.long_text_sizes()
         banner = _data_notice(data.notices)
 
         # The page around the chunks and texts barely depends on the plan (a few numbers, the
         # notices): keep a margin for that instead of rendering again. Measured with every
         # long text left out, so their "left out" notes are counted too.
+        full = {c.step: c.n_groups for c in chunks}
+
         def measure() -> int:
             return (
                 self.budget_bytes
@@ -199,7 +235,13 @@ class SiteBuilder:
             )
 
         room = measure()
-        rollouts = sum(c.size(c.n_groups) for c in chunks)
+        if grow is not None:
+            # The first group of some steps: what the estimates learn bytes per character from.
+            grow(1, chunks[:: max(1, len(chunks) // CALIBRATE_STEPS)])
+            charts_full = page.chart_costs().full
+            if full_cost(chunks)[0] <= 2 * (max(room, 0) + charts_full):
+                grow(max(full.values(), default=0), None)
+        rollouts = full_cost(chunks, table=False)[0]
         others = rollouts + sum(text_sizes)
         others += eval_cost(eval_chunks, {e.index: e.chunk.n_groups for e in eval_chunks})
         if room < others:  # charts first, up to their share (render/chart_budget.py)
@@ -210,10 +252,11 @@ class SiteBuilder:
         texts = sum(text_sizes if caps is None else map(min, text_sizes, caps))
         left = room - texts
         if eval_chunks:  # kept first: up to half of what is left, or all training leaves
-            training = sum(c.cost(c.n_groups) for c in chunks)
+            training = full_cost(chunks)[0]
             page.eval_plan = plan_evals(eval_chunks, max(left // 2, left - training))
             left -= eval_cost(eval_chunks, page.eval_plan)
-        plan = plan_sample(chunks, left)
+        hint = None if grow is None else estimate_keep(chunks, left)
+        plan = plan_sample(chunks, left, grow=grow, hint=hint)
         html = _with_banner(page.render(plan, caps), banner)
         notices = (page.notice(plan), eval_notice(eval_chunks, page.eval_plan))
         notices += (page.texts_notice(caps), page.metrics_notice)

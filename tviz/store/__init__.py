@@ -24,12 +24,14 @@ from tviz.store.data import (
     StoreError,
     Trajectory,
 )
+from tviz.store.figures import GroupFigures
 from tviz.store.reader import Store
 
 __all__ = [
     "MAX_CONFIG_DEPTH",
     "MAX_TIME",
     "QUIET_AFTER_S",
+    "GroupFigures",
     "LongText",
     "Rollout",
     "RunData",

@@ -24,8 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from tviz.store.data import Rollout, RunData, RunNotFound, RunSummary, Series, StoreError
+from tviz.store.figures import GroupFigures
 from tviz.store.prompts import prompt_history
 from tviz.store.reader import Store
+from tviz.store.series import HEADLINE_ROLES, merge_headlines
 
 # How a conflict's sentence starts (in `RunData.notices`, so the page shows it).
 CONFLICT = "conflict: "
@@ -163,6 +165,24 @@ class StoreSet:
                 out[step] = (n + count, hash((fp, store.path, max_id)))
         return dict(sorted(out.items()))
 
+    def step_figures(self, run_id: str, step: int) -> list[GroupFigures]:
+        """Every file's groups at `step` (files in order), keyed by (file, rollout id)."""
+        out: list[GroupFigures] = []
+        for i, store in enumerate(self.stores):
+            if store in self._holding(run_id):
+                for g in store.step_figures(run_id, step):
+                    out.append(dataclasses.replace(g, key=(i, g.key)))
+        return out
+
+    def groups(self, run_id: str, keys: Sequence[tuple[int, int]]) -> list[Rollout]:
+        """The groups with these keys (`step_figures`), whole, in that order."""
+        found: dict[tuple[int, int], Rollout] = {}
+        for i, store in enumerate(self.stores):
+            ids = [rid for f, rid in keys if f == i]
+            if ids:
+                found.update(((i, r.id), r) for r in store.groups(run_id, ids))
+        return [found[k] for k in keys if k in found]
+
     def prompt_history(self, run_id: str) -> dict[str, list[list[float]]]:
         """A prompt's reward over training, from the first file holding the run only: merging
         histories across files would need each prompt's rows from every file (not cheap)."""
@@ -171,6 +191,38 @@ class StoreSet:
             return {}
         with holding[0].snapshot() as conn:
             return prompt_history(conn, run_id)
+
+    def headline_series(
+        self, run_id: str, roles: Iterable[str] = HEADLINE_ROLES
+    ) -> dict[str, Series]:
+        """As `Store.headline_series`, over every file holding the run, merged as `load_run`
+        merges metrics: the name the catalog prefers among the files', the first file's value
+        kept where two files disagree."""
+        roles = list(roles)
+        parts = []
+        for store in self.stores:  # a file without the run says so: cheaper than `_holding`
+            try:
+                parts.append(store.headline_series(run_id, roles))
+            except RunNotFound:
+                continue
+        if not parts:
+            raise RunNotFound(f"no run with id {run_id!r} in {self.name}")
+        return merge_headlines(parts)
+
+    def config(self, run_id: str) -> dict[str, Any]:
+        """As `Store.config`, over every file holding the run (the first file's keys win)."""
+        parts = []
+        for store in self.stores:
+            try:
+                parts.append(store.config(run_id))
+            except RunNotFound:
+                continue
+        if not parts:
+            raise RunNotFound(f"no run with id {run_id!r} in {self.name}")
+        config: dict[str, Any] = {}
+        for part in reversed(parts):
+            config.update(part)
+        return config
 
     def load_run(
         self, run_id: str, *, rollout_steps: Iterable[int] | None = None, evals: bool = True

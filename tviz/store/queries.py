@@ -91,68 +91,97 @@ def _metrics(
     conn: sqlite3.Connection, key: str | bytes
 ) -> tuple[dict[str, Series], dict[str, list[tuple[int, str]]], int]:
     """The run's metrics by name: numeric series and text values, and how many values were
-    left out for a step that is not a whole number. Odd types are sorted out per distinct
-    name and step, never per row: a big run has hundreds of thousands of rows."""
-    numeric: dict[str, dict[int, float]] = {}
+    left out for a step that is not a whole number.
+
+    Rows are read one at a time, in the table's own order (name, then step), straight into
+    each series' lists; metrics logged at the same steps share one list of steps. So a run of
+    50,000 steps x 50 metrics holds its 2.5M values (about 80 MB), never its rows."""
+    numeric: dict[str, tuple[list[int], list[float]]] = {}
     texts: dict[str, dict[int, str]] = {}
-
-    def add(name: str, step: int, cell: float | str | None) -> None:
-        if isinstance(cell, float):
-            numeric.setdefault(name, {})[step] = cell
-        elif cell is not None:  # text, or bytes in the file
-            texts.setdefault(name, {})[step] = cell if isinstance(cell, str) else _text(cell)
-
+    dropped = 0
+    have: set[int] = set()  # steps that have a value
+    name_now: Any = None
+    steps: list[int] = []
+    values: list[float] = []
     rows = conn.execute(
-        "SELECT name, step, value, text FROM metrics WHERE run_id = CAST(? AS TEXT)", (key,)
-    ).fetchall()
+        "SELECT name, step, value, text FROM metrics WHERE run_id = CAST(? AS TEXT)"
+        " ORDER BY name, step",
+        (key,),
+    )
     for name, step, value, text in rows:
-        add(name, step, _cell(value, text))
-    have = {step for by_step in (*numeric.values(), *texts.values()) for step in by_step}
-    dropped = _drop_steps(numeric, texts, {s for s in have if type(s) is not int})
-    have = {s for s in have if type(s) is int}
-    # Steps a tviz 0.2.x logger wrote into this file after its upgrade: their values live only
-    # in the 0.2.x columns and `extras`, under the names the migration gives them.
+        if name != name_now:
+            name_now = name
+            steps, values = numeric.setdefault(name, ([], []))
+        cell = value
+        if cell is None:
+            cell = _NONFINITE.get(text, text) if isinstance(text, str) else text
+        if cell is None:
+            continue
+        if type(step) is not int:  # text or a fraction: no page can place it
+            dropped += 1
+            continue
+        if type(cell) is float:
+            steps.append(step)
+            values.append(cell)
+        else:  # text, or bytes in the file
+            texts.setdefault(name, {})[step] = cell if isinstance(cell, str) else _text(cell)
+    for by_step in texts.values():
+        have.update(by_step)
+    shared: list[int] | None = None
+    for name, (steps, values) in list(numeric.items()):
+        if not steps:
+            del numeric[name]
+            continue
+        if steps == shared:  # the same steps as the metric before: one list for both
+            numeric[name] = (shared, values)
+        else:
+            shared = steps
+            have.update(steps)
+    legacy = _legacy_metrics(conn, key, have)
+    for name, by_step in legacy.items():
+        added = [(step, cell) for step, cell in by_step.items() if isinstance(cell, float)]
+        for step, cell in by_step.items():
+            if not isinstance(cell, float):
+                texts.setdefault(name, {})[step] = cell
+        if added:
+            old_steps, old_values = numeric.get(name, ([], []))
+            merged = sorted([*zip(old_steps, old_values, strict=True), *added])
+            numeric[name] = ([s for s, _ in merged], [v for _, v in merged])
+    if any(type(name) is not str for name in (*numeric, *texts)):  # a blob for a name
+        numeric = {_text(n): v for n, v in numeric.items()}
+        texts = {_text(n): v for n, v in texts.items()}
+    series = {name: Series(name, *numeric[name]) for name in sorted(numeric)}
+    text_metrics = {name: sorted(by_step.items()) for name, by_step in sorted(texts.items())}
+    return series, text_metrics, dropped
+
+
+def _legacy_metrics(
+    conn: sqlite3.Connection, key: str | bytes, have: set[int]
+) -> dict[str, dict[int, float | str]]:
+    """Values of steps a tviz 0.2.x logger wrote into this file after its upgrade, which
+    `metrics` does not hold (no value at that step in `have`): they live only in the 0.2.x
+    columns and `extras`, under the names the migration gives them."""
+    out: dict[str, dict[int, float | str]] = {}
     rows = conn.execute(
         f"SELECT step, extras, {', '.join(LEGACY_COLUMNS)} FROM steps"
         " WHERE run_id = CAST(? AS TEXT) AND typeof(step) = 'integer'",
         (key,),
-    ).fetchall()
+    )
     for step, extras, *values in rows:
         if step in have:
             continue
         for column, value in zip(LEGACY_COLUMNS, values, strict=True):
             if isinstance(value, (int, float)):
-                add(column, step, float(value))
+                out.setdefault(column, {})[step] = float(value)
         for name, value in _json_dict(extras).items():
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 try:
-                    add(name, step, float(value))
+                    out.setdefault(name, {})[step] = float(value)
                 except OverflowError:  # a JSON integer past a double's range
-                    add(name, step, str(value))
+                    out.setdefault(name, {})[step] = str(value)
             elif isinstance(value, str):
-                add(name, step, value)
-    if any(type(name) is not str for name in (*numeric, *texts)):  # a blob for a name
-        numeric = {_text(n): v for n, v in numeric.items()}
-        texts = {_text(n): v for n, v in texts.items()}
-    series = {
-        name: Series(name, sorted(by_step), [by_step[k] for k in sorted(by_step)])
-        for name, by_step in sorted(numeric.items())
-    }
-    text_metrics = {name: sorted(by_step.items()) for name, by_step in sorted(texts.items())}
-    return series, text_metrics, dropped
-
-
-def _drop_steps(numeric: dict[str, dict], texts: dict[str, dict], odd: set[Any]) -> int:
-    """Take the values at `odd` steps (text, a fraction) out of every metric; how many."""
-    dropped = 0
-    for table in (numeric, texts):
-        for name, by_step in list(table.items()):
-            for step in odd & by_step.keys():
-                del by_step[step]
-                dropped += 1
-            if not by_step:
-                del table[name]
-    return dropped
+                out.setdefault(name, {})[step] = value
+    return out
 
 
 def _summary_values(conn: sqlite3.Connection, key: str | bytes) -> dict[str, float | str | None]:
@@ -187,16 +216,26 @@ def _left_out(conn: sqlite3.Connection, key: str | bytes, metric_values: int) ->
 
 
 def _rollouts(
-    conn: sqlite3.Connection, key: str | bytes, steps: list[int] | None = None, evals: bool = False
+    conn: sqlite3.Connection,
+    key: str | bytes,
+    steps: list[int] | None = None,
+    evals: bool = False,
+    ids: list[int] | None = None,
 ) -> list[Rollout]:
-    """The training groups (of `steps`, None: all), or with `evals` every eval group."""
+    """The training groups (of `steps`, None: all; or those with these rollout `ids`), or with
+    `evals` every eval group."""
     kind = " AND r.eval_name IS NOT NULL" if evals else " AND r.eval_name IS NULL"
     step_filter, params = kind + " AND typeof(r.step) = 'integer'", [key]
-    if steps is not None:
-        if not steps:
+    if steps is not None or ids is not None:
+        wanted = steps if ids is None else ids
+        if not wanted:
             return []
-        step_filter = f"{kind} AND r.step IN ({', '.join('?' * len(steps))})"
-        params += steps
+        column = "r.step" if ids is None else "r.id"
+        step_filter = f"{kind} AND {column} IN ({', '.join('?' * len(wanted))})"
+        params += wanted
+    # By ids, the rows are found by their ids: `+` keeps SQLite from reading every group of
+    # the run through the run's index instead.
+    run = "r.run_id" if ids is None else "+r.run_id"
     trajectories: dict[int, list[Trajectory]] = {}
     rows = conn.execute(
         f"""
@@ -204,7 +243,7 @@ def _rollouts(
                t.logprobs, t.step_rewards, t.turns, t.pred_lat, t.pred_lon, t.distance_km,
                t.extras
         FROM trajectories t JOIN rollouts r ON r.id = t.rollout_id
-        WHERE r.run_id = CAST(? AS TEXT){step_filter}
+        WHERE {run} = CAST(? AS TEXT){step_filter}
         ORDER BY t.rollout_id, t.trajectory_idx, t.id
         """,
         params,
@@ -234,7 +273,7 @@ def _rollouts(
         f"""
         SELECT id, step, group_idx, prompt_text, mean_reward, best_reward, image_path,
                gt_lat, gt_lon, city, country, prompt_tokens, extras, CAST(eval_name AS TEXT)
-        FROM rollouts r WHERE run_id = CAST(? AS TEXT){step_filter}
+        FROM rollouts r WHERE {run} = CAST(? AS TEXT){step_filter}
         ORDER BY {"eval_name, " if evals else ""}step, group_idx, id
         """,
         params,

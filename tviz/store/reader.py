@@ -5,15 +5,19 @@ read-only file as it is) and read runs, each page's data inside one transaction.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from tviz import schema
+from tviz.store import figures
 from tviz.store.cells import _NUMBER, _TIME, _bounded, _count, _json_dict, _lenient_text
-from tviz.store.data import LongText, RunData, RunNotFound, RunSummary, StoreError
+from tviz.store.data import LongText, Rollout, RunData, RunNotFound, RunSummary, StoreError
+from tviz.store.figures import GroupFigures
+from tviz.store.prompts import prompt_history
 from tviz.store.queries import _left_out, _metrics, _rollouts, _summaries, _summary_values
+from tviz.store.series import HEADLINE_ROLES, Series, headline_series
 
 T = TypeVar("T")
 
@@ -193,6 +197,34 @@ class Store:
             )
             return {day: _count(total) for day, total in rows if day is not None}
 
+    def headline_series(
+        self, run_id: str, roles: Iterable[str] = HEADLINE_ROLES
+    ) -> dict[str, Series]:
+        """Role -> the run's metric that fills it (reward, KL, entropy, output length), with
+        the values `load_run(run_id).metrics[name]` holds, reading none of its other metrics
+        (store/series.py). Roles the run has no metric for are left out."""
+        key = self._key(run_id)
+
+        def read(conn: sqlite3.Connection) -> dict[str, Series]:
+            if conn.execute("SELECT 1 FROM runs WHERE id = CAST(? AS TEXT)", (key,)).fetchone():
+                return headline_series(conn, key, roles)
+            raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+
+        return self._read(read)
+
+    def config(self, run_id: str) -> dict[str, Any]:
+        """The run's config, as `load_run(run_id).config` (one row read)."""
+        key = self._key(run_id)
+
+        def read(conn: sqlite3.Connection) -> dict[str, Any]:
+            row = conn.execute("SELECT config FROM runs WHERE id = CAST(? AS TEXT)", (key,))
+            found = row.fetchone()
+            if found is None:
+                raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+            return _bounded(_json_dict(found[0], "config"))
+
+        return self._read(read)
+
     def data_version(self) -> int:
         """Changes whenever another connection commits to the file (5 µs; see SQLite's
         PRAGMA data_version): the cheap check before `versions()`."""
@@ -227,6 +259,21 @@ class Store:
                 (key,),
             )
             return {step: (count, max_id) for step, count, max_id in rows}
+
+    def step_figures(self, run_id: str, step: int) -> list[GroupFigures]:
+        """The figures of the run's training groups at `step` (store/figures.py): no texts."""
+        key = self._key(run_id)
+        return self._read(lambda conn: figures.step_figures(conn, key, step))
+
+    def prompt_history(self, run_id: str) -> dict[str, list[list[float]]]:
+        """Each prompt seen at several steps: its groups' mean rewards (store/prompts.py)."""
+        key = self._key(run_id)
+        return self._read(lambda conn: prompt_history(conn, key))
+
+    def groups(self, run_id: str, keys: Sequence[int]) -> list[Rollout]:
+        """The training groups with these keys (`GroupFigures.key`), whole, in that order."""
+        key = self._key(run_id)
+        return self._read(lambda conn: figures.groups(conn, key, keys))
 
     def load_run(
         self, run_id: str, *, rollout_steps: Iterable[int] | None = None, evals: bool = True

@@ -1,4 +1,6 @@
-// The index: sortable table, live "quiet" status, metric overlay of ticked runs, tokens/day.
+// The index: sortable table, live "quiet" status, headline-metric overlay of ticked runs
+// (each run's reward, KL, entropy or output length under the role's key; the run's own metric
+// name in DATA.sources), tokens/day.
 
 var DATA = readJSON("index-data");
 var table = $("#runs");
@@ -67,11 +69,21 @@ function groupOf(id) {
   return found;
 }
 var bands = [], overlayKey = null, overlayBands = false;
+// The metric a run logged for `role` (text from the database: looked up as own keys only).
+function sourceOf(id, role) {
+  var name = ownGet(ownGet(DATA.sources, id), role);
+  return typeof name === "string" ? name : "";
+}
+function roleLabel(role) {
+  var found = (DATA.roles || []).find(function (r) { return r[0] === role; });
+  return found ? found[1] : role;
+}
 function overlayRows() {
   var metric = $("#metric").value;
   var rows = [];
   var picked = pickedIds();
-  var used = 0, drawnGroups = new Set();
+  var used = 0, drawnGroups = new Set(), sources = [];
+  var noteSource = function (name) { if (name && sources.indexOf(name) < 0) sources.push(name); };
   bands = [];
   picked.forEach(function (id) {
     var g = groupOf(id);
@@ -80,20 +92,31 @@ function overlayRows() {
       var agg = ownGet(DATA.groups[g].metrics, metric);
       if (!Array.isArray(agg)) return;
       drawnGroups.add(g); used++;
+      var names = [];
+      DATA.groups[g].runs.forEach(function (m) {
+        var n = sourceOf(m, metric);
+        if (n && names.indexOf(n) < 0) names.push(n);
+      });
+      names.forEach(noteSource);
+      var shown = names.join(", ");
       for (var k = 0; k < agg[0].length; k++) {
-        rows.push({ step: agg[0][k], value: agg[1][k], run: "group " + g });
+        rows.push({ step: agg[0][k], value: agg[1][k], run: "group " + g, metric: shown });
         bands.push({ step: agg[0][k], lo: agg[2][k], hi: agg[3][k], run: "group " + g });
       }
       return;
     }
-    // Metric names are text from the database too: "constructor" must not find Object's.
+    // Run ids are text from the database too: "constructor" must not find Object's.
     var s = ownGet(ownGet(DATA.metrics, id), metric);
     if (!Array.isArray(s) || !Array.isArray(s[0]) || !Array.isArray(s[1])) return;
     used++;
-    var label = runLabel(id);
-    for (var i = 0; i < s[0].length; i++) rows.push({ step: s[0][i], value: s[1][i], run: label });
+    var label = runLabel(id), source = sourceOf(id, metric);
+    noteSource(source);
+    for (var i = 0; i < s[0].length; i++) rows.push({ step: s[0][i], value: s[1][i], run: label, metric: source });
   });
-  $("#overlay-status").textContent = picked.length ? used + " of " + picked.length + " ticked runs logged this metric" : "tick runs in the table to compare them";
+  $("#overlay-status").textContent = picked.length
+    ? used + " of " + picked.length + " ticked runs logged a metric for " + roleLabel(metric)
+      + (sources.length ? ": " + sources.join(", ") : "")
+    : "tick runs in the table to compare them";
   return rows;
 }
 function drawOverlay() {
