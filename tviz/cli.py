@@ -44,8 +44,8 @@ def db_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 DBS_HELP = (
-    "SQLite file, repeatable: runs are looked up in each (default: $TVIZ_DB_PATH or"
-    " ~/.tviz/tviz.db)."
+    "SQLite file, repeatable, or a quoted glob ('runs/node*.db'): read as one, a run found in"
+    " several files merged (default: $TVIZ_DB_PATH or ~/.tviz/tviz.db)."
 )
 MANY_DBS_HELP = (
     "SQLite file, repeatable, or a quoted glob ('runs/node*.db'): one site over all of them, a"
@@ -360,9 +360,11 @@ def compare_command(
     """Compare runs in one self-contained HTML file: config diff, metrics, samples."""
     from tviz.render.compare import write_comparison
 
-    dbs = [resolve_db(p) for p in db_paths] or [resolve_db(None)]
+    dbs = resolve_dbs(db_paths)
     budget = int(budget_mb * 1_000_000)
-    n, notice = write_comparison(runs, dbs, out_file, group_by=group_by, budget_bytes=budget)
+    n, notice = write_comparison(
+        runs, dbs, out_file, group_by=group_by, budget_bytes=budget, warn=_warning
+    )
     if notice:
         click.echo(f"note: {notice}", err=True)
     click.echo(f"wrote {out_file} ({n} runs)")
@@ -398,24 +400,33 @@ def export_command(
 ) -> None:
     """Write a Markdown and JSON summary and print-ready figures of runs (default: every run)."""
     from tviz.render import comparison
+    from tviz.render.compare import conflict_lines
     from tviz.render.export import export
 
-    dbs = [resolve_db(p) for p in db_paths] or [resolve_db(None)]
+    dbs = resolve_dbs(db_paths)
     if not runs:
         runs = tuple(_all_runs(dbs))
     loaded = comparison.load(runs, dbs, group_by)
+    for line in conflict_lines(loaded):
+        _warning(line)
     written = export(loaded, out_dir, fmt, image_base_url)
     click.echo(f"wrote {len(written)} files to {out_dir}")
 
 
 def _all_runs(dbs: list[Path]) -> list[str]:
-    names: list[str] = []
-    for db in dbs:
-        with Store(db, timeout=2.0) as store:
-            names += [r.id for r in reversed(store.list_runs())]
+    """Every run's id, oldest first (a run in several files once)."""
+    from tviz.store.many import StoreSet
+
+    with Store(dbs[0], timeout=2.0) if len(dbs) == 1 else StoreSet(dbs) as store:
+        names = [r.id for r in reversed(store.list_runs())]
     if not names:
         raise click.ClickException("no runs to export")
     return names
+
+
+def _warning(line: str) -> None:
+    """A conflict of a run merged from several files, as `tviz build` says it."""
+    click.echo(f"warning: {line}", err=True)
 
 
 if __name__ == "__main__":

@@ -98,21 +98,34 @@ class _RegisteringLoader:
         return getattr(self.loader, name)
 
 
+# The index's data block (render/index.py): its `dbNames` are the files the site is built from.
+INDEX_DATA = '<script type="application/json" id="index-data">'
+# The index carries every run's headline series: read it whole, up to this much.
+INDEX_LIMIT = 64_000_000
+
+
 def watch_url(db_path: Path, page: str, port: int, timeout: float = 0.3) -> str | None:
     """`http://127.0.0.1:PORT/PAGE` if a `tviz watch` answers on PORT for `db_path`, else None.
 
     Two short requests: the version endpoint (only tviz watch has it) and the run's page there,
-    or failing that the index (it names the database's file) or the page shown before the
-    first build (it names the database's path).
+    or failing that the index (its data names the site's files, one or several) or the page
+    shown before the first build (it names each database's path).
     """
     import http.client  # only here: most runs never ask
 
-    def get(path: str) -> tuple[int, bytes]:
+    def get(path: str, limit: int = 2_000_000) -> tuple[int, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         try:
             conn.request("GET", path)
             response = conn.getresponse()
-            return response.status, response.read(2_000_000)
+            chunks, size = [], 0
+            while size < limit:  # in pieces: `read(n)` may set aside n bytes at once
+                chunk = response.read(min(1 << 20, limit - size))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+            return response.status, b"".join(chunks)
         finally:
             conn.close()
 
@@ -126,14 +139,40 @@ def watch_url(db_path: Path, page: str, port: int, timeout: float = 0.3) -> str 
         url = f"http://127.0.0.1:{port}/{page}"
         if version != "none":  # the run's page is there
             return url
-        status, body = get("/")
-        text = body.decode("utf-8", "replace")
-        absolute = Path(os.path.abspath(db_path))
-        if status == 200 and (
-            f"<code>{html.escape(str(absolute))}</code>" in text  # before the first build
-            or f"<code>{html.escape(absolute.name)}</code>" in text  # the index
-        ):
+        status, body = get("/", INDEX_LIMIT)
+        if status == 200 and _serves(body.decode("utf-8", "replace"), db_path):
             return url
     except (OSError, ValueError, AttributeError, http.client.HTTPException):
         return None
     return None
+
+
+def _serves(index: str, db_path: Path) -> bool:
+    """Whether the served `index` (the site's index, or the page shown before the first
+    build) is made from `db_path`: its path in a `<code>` of the waiting page, or its name
+    among the index data's `dbNames` (one name, or several for a site of several files). An
+    index without that data (an older tviz) names its one file in a `<code>`."""
+    absolute = Path(os.path.abspath(db_path))
+    if f"<code>{html.escape(str(absolute))}</code>" in index:  # before the first build
+        return True
+    names = _db_names(index)
+    if names is None:
+        return f"<code>{html.escape(absolute.name)}</code>" in index
+    return absolute.name in names
+
+
+def _db_names(index: str) -> list[str] | None:
+    """The index data's `dbNames`, or None where the page has none (or it cannot be read)."""
+    start = index.find(INDEX_DATA)
+    if start < 0:
+        return None
+    start += len(INDEX_DATA)
+    end = index.find("</script>", start)  # the data escapes "<": its block ends here
+    try:
+        data = json.loads(index[start:end] if end >= 0 else index[start:])
+    except ValueError:
+        return None
+    names = data.get("dbNames") if isinstance(data, dict) else None
+    if not isinstance(names, list):
+        return None
+    return [n for n in names if isinstance(n, str)]

@@ -10,7 +10,7 @@ come last and are cut first (the page says so).
 from __future__ import annotations
 
 import shlex
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -114,6 +114,7 @@ def render_compare(
         "samples_marker": Markup(SAMPLES_MARKER),
         "has_samples": bool(pairs),
         "command": command_line(c),
+        "conflicts": conflict_lines(c),
     }
     html = pages.render("compare.html", **context)
     room = budget_bytes - len(html.encode("utf-8")) - 4_096
@@ -145,19 +146,32 @@ def write_comparison(
     *,
     group_by: str | None = None,
     budget_bytes: int = DEFAULT_BUDGET_BYTES,
+    warn: Callable[[str], None] | None = None,
 ) -> tuple[int, str]:
-    """Load `runs` from `db_paths`, render the comparison and write it to `out_file`
-    atomically (what `tviz compare` does; `tviz watch`'s compare endpoint calls it too).
+    """Load `runs` from `db_paths` (several read as one), render the comparison and write it to
+    `out_file` atomically (what `tviz compare` does; `tviz watch`'s compare endpoint calls it
+    too). `warn` is told each conflict of a run merged from several files, as `run ID: ...`.
     Returns the number of runs compared and the budget's notice ('' when nothing was cut)."""
     loaded = comparison.load(runs, db_paths, group_by)
+    if warn is not None:
+        for line in conflict_lines(loaded):
+            warn(line)
     html, notice = render_compare(loaded, budget_bytes=budget_bytes)
     write_atomic(out_file, html)
     return len(loaded.runs), notice
 
 
+def conflict_lines(c: Comparison) -> list[str]:
+    """`run ID: conflict: ...`, one per conflict of the runs compared."""
+    return [f"run {run_id}: {line}" for run_id, lines in c.conflicts.items() for line in lines]
+
+
 def command_line(c: Comparison) -> str:
-    """The `tviz compare` command that makes this page (for the page's footer)."""
-    dbs = list(dict.fromkeys(str(m.db) for m in c.runs))
+    """The `tviz compare` command that makes this page (for the page's footer): the files
+    holding the runs, in the order read (which file's value a conflict keeps)."""
+    holding = {p for m in c.runs for p in m.dbs or [m.db]}
+    order = c.dbs or list(dict.fromkeys(m.db for m in c.runs))
+    dbs = [str(p) for p in order if p in holding]
     parts = ["tviz", "compare", *(m.data.summary.id for m in c.runs)]
     for db in dbs:
         parts += ["--db", db]

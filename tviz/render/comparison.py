@@ -1,6 +1,9 @@
 """Several runs read for comparing them (`tviz compare`, `tviz export`): which runs, their
 colours, groups, the metrics they share and each chart's series.
 
+Several databases are read as one, as `tviz build` reads them (`store.many.StoreSet`): a run
+logged from several files is merged, its conflicts kept in `Comparison.conflicts`.
+
 Colours: one per run, from a fixed palette in the order the runs were named, kept by a run
 for the whole file whichever runs a reader hides; runs of a group share their group's colour.
 """
@@ -18,8 +21,10 @@ import altair as alt
 from tviz import catalog
 from tviz.render import charts, groups, summary
 from tviz.render.downsample import minmax
-from tviz.store import RunData, Store, StoreError
-from tviz.store.axes import step_axes
+from tviz.store import RunData, RunSummary, Store, StoreError
+from tviz.store.axes import Axis, step_axes
+from tviz.store.data import find_run_in
+from tviz.store.many import StoreSet
 
 # Tableau 10: distinct on white and in print; an 11th run takes the first colour again.
 PALETTE = (
@@ -41,11 +46,17 @@ AXES = {"step": "step", "time": "wall time", "tokens": "sampled tokens"}
 @dataclass
 class Member:
     data: RunData
-    db: Path
+    db: Path  # the first file holding the run
     axes: dict[str, list[list[float]]]
     rewards: summary.Steps | None
     group: str | None = None
     color: str = ""
+    dbs: list[Path] = field(default_factory=list)  # every file holding it, in the order given
+
+    @property
+    def db_label(self) -> str:
+        """The run's files for a reader: `a.db`, or `a.db + b.db` for a run merged from two."""
+        return " + ".join(p.name for p in self.dbs or [self.db])
 
 
 @dataclass
@@ -53,6 +64,9 @@ class Comparison:
     runs: list[Member]
     groups: dict[str, list[int]] = field(default_factory=dict)  # label -> run indices
     group_colors: dict[str, str] = field(default_factory=dict)
+    dbs: list[Path] = field(default_factory=list)  # the files read, in the order given
+    # run id -> one sentence per conflict between its files (the first file's value kept).
+    conflicts: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def summaries(self) -> list[dict[str, Any]]:
@@ -62,34 +76,43 @@ class Comparison:
 def load(
     wanted: Sequence[str], dbs: Sequence[Path], group_by: str | None = None, rollouts: bool = True
 ) -> Comparison:
-    """The runs named in `wanted` (ids, names or id prefixes), each looked up in `dbs` in order.
+    """The runs named in `wanted` (ids, names or id prefixes: `find_run`) in `dbs`.
 
+    Several files are read as one (`StoreSet`), as `tviz build` reads them: a run found in
+    several is merged (a conflict keeps the first file's value and is named in `conflicts`).
     An unknown run or a missing database raises StoreError with a one-line message."""
     if not wanted:
         raise StoreError("name at least one run")
-    stores = [Store(db, timeout=2.0) for db in dict.fromkeys(dbs)]
-    try:
-        members: list[Member] = []
-        seen: set[tuple[str, str]] = set()
+    paths = list(dict.fromkeys(Path(db) for db in dbs))
+    if not paths:
+        raise StoreError("no database given")
+    members: list[Member] = []
+    conflicts: dict[str, list[str]] = {}
+    # One file: the one-file Store, exactly as ever.
+    with Store(paths[0], timeout=2.0) if len(paths) == 1 else StoreSet(paths) as store:
+        listed = runs_by_file(store)
+        runs = [run for run, _ in listed]
+        where = {run.id: files for run, files in listed}
+        seen: set[str] = set()
         for name in wanted:
-            store, run = _find(stores, name)
-            if (str(store.path), run.id) in seen:
+            run = find_run(runs, name, paths)
+            if run.id in seen:
                 continue
-            seen.add((str(store.path), run.id))
-            with store.snapshot() as conn:
+            seen.add(run.id)
+            files = where[run.id]
+            with store.snapshot():
                 data = store.load_run(run.id, rollout_steps=None if rollouts else ())
-                axes = step_axes(conn, run.id)
+                axes = _axes(store, run.id, files)
+            if isinstance(store, StoreSet) and store.conflicts.get(run.id):
+                conflicts[run.id] = list(store.conflicts[run.id])
             rewards = summary.rollout_rewards(data.rollouts)
             label = groups.group_of(data.config, data.summary.group, group_by)
-            members.append(Member(data, store.path, axes, rewards, label))
-    finally:
-        for store in stores:
-            store.close()
+            members.append(Member(data, files[0], axes, rewards, label, dbs=list(files)))
     found = groups.group_runs([m.group for m in members])
     for m in members:  # a group of one run is just that run
         if m.group not in found:
             m.group = None
-    comparison = Comparison(members, found)
+    comparison = Comparison(members, found, dbs=paths, conflicts=conflicts)
     colors = iter(PALETTE * (1 + len(members) // len(PALETTE)))
     for m in members:
         if m.group is None:
@@ -101,18 +124,54 @@ def load(
     return comparison
 
 
-def _find(stores: list[Store], name: str) -> tuple[Store, Any]:
-    errors = []
-    for store in stores:
-        try:
-            return store, store.find_run(name)
-        except StoreError as exc:
-            errors.append(str(exc))
-    if len(errors) == 1:
-        raise StoreError(errors[0])
-    raise StoreError(
-        f"no run named or with id {name!r} in {', '.join(str(s.path) for s in stores)}"
-    )
+def runs_by_file(store: Store | StoreSet) -> list[tuple[RunSummary, list[Path]]]:
+    """Every run (merged across files), newest first, with the files holding it."""
+    if isinstance(store, StoreSet):
+        return store.runs_by_file()
+    return [(run, [store.path]) for run in store.list_runs()]
+
+
+def find_run(runs: Sequence[RunSummary], name_or_id: str, dbs: Sequence[Path]) -> RunSummary:
+    """`Store.find_run` over the runs of every file at once (`dbs`: the files, named in the
+    message when nothing matches)."""
+    return find_run_in(list(runs), name_or_id, ", ".join(map(str, dbs)))
+
+
+def _axes(store: Store | StoreSet, run_id: str, files: list[Path]) -> dict[str, Axis]:
+    """The run's wall-time and token axes (`store/axes.py`), read in the current snapshot.
+
+    A run in several files: the sampled tokens of every file's steps, counted as its metrics
+    are merged (at a step in several files, the first file's count), and no wall-time axis:
+    each file's times start at its own first metric, so they cannot be put on one clock."""
+    if isinstance(store, Store):
+        with store.snapshot() as conn:
+            return step_axes(conn, run_id)
+    holding = [s for s in store.stores if s.path in files]
+    if len(holding) == 1:
+        with holding[0].snapshot() as conn:
+            return step_axes(conn, run_id)
+    counts: dict[int, float] = {}
+    for part in holding:
+        with part.snapshot() as conn:
+            tokens = step_axes(conn, run_id).get("tokens")
+        if tokens is None:
+            # Fewer than two steps with tokens in this file: the step of a count is not known
+            # here, so unless the file has no tokens at all, a merged axis would be wrong.
+            if any(r.num_tokens for r in part.list_runs() if r.id == run_id):
+                return {}
+            continue
+        total = 0.0
+        for step, cumulative in zip(tokens[0], tokens[1], strict=True):
+            counts.setdefault(int(step), cumulative - total)
+            total = cumulative
+    steps = sorted(counts)
+    if len(steps) < 2:
+        return {}
+    running, cumulative = 0.0, []
+    for step in steps:
+        running += counts[step]
+        cumulative.append(running)
+    return {"tokens": [steps, cumulative]}
 
 
 def _headline(m: Member, role: str) -> dict[str, Any] | None:
@@ -213,7 +272,7 @@ def slots(c: Comparison) -> list[dict[str, Any]]:
                 "id": s.id,
                 "color": m.color,
                 "group": m.group,
-                "db": m.db.name,
+                "db": m.db_label,
                 "axes": m.axes,
                 "index": i,
             }

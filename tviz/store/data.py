@@ -158,3 +158,25 @@ class RunData:
             if name in self.metrics:
                 return self.metrics[name]
         return None
+
+
+def find_run_in(runs: list[RunSummary], name_or_id: str, where: str) -> RunSummary:
+    """A run by exact id, else by exact name (the newest of that name: `runs` are newest
+    first), else by a prefix of its id that only it has. `where` names the files in the
+    message when nothing matches. Over the runs of every file at once, a name or prefix in one
+    file never wins over an exact id in another."""
+    if not name_or_id:
+        raise StoreError("an empty run name or id matches nothing")
+    for pick in (
+        [r for r in runs if r.id == name_or_id],
+        [r for r in runs if r.name == name_or_id],
+    ):
+        if pick:
+            return pick[0]
+    prefixed = [r for r in runs if r.id.startswith(name_or_id)]
+    if len(prefixed) == 1:
+        return prefixed[0]
+    if prefixed:
+        ids = ", ".join(r.id for r in prefixed[:5])
+        raise StoreError(f"{name_or_id!r} is the start of several run ids ({ids}): say more")
+    raise StoreError(f"no run named or with id {name_or_id!r} in {where}")

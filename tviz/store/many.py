@@ -23,7 +23,15 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-from tviz.store.data import Rollout, RunData, RunNotFound, RunSummary, Series, StoreError
+from tviz.store.data import (
+    Rollout,
+    RunData,
+    RunNotFound,
+    RunSummary,
+    Series,
+    StoreError,
+    find_run_in,
+)
 from tviz.store.figures import GroupFigures
 from tviz.store.prompts import prompt_history
 from tviz.store.reader import Store
@@ -129,18 +137,9 @@ class StoreSet:
         return [run for run, _ in self.runs_by_file()]
 
     def find_run(self, name_or_id: str) -> RunSummary:
-        """As `Store.find_run`, over every file."""
-        errors = []
-        for store in self.stores:
-            try:
-                found = store.find_run(name_or_id)
-            except StoreError as exc:
-                errors.append(str(exc))
-                continue
-            return next(r for r in self.list_runs() if r.id == found.id)
-        if len(errors) == 1:
-            raise StoreError(errors[0])
-        raise StoreError(f"no run named or with id {name_or_id!r} in {self.name}")
+        """As `Store.find_run`, over the runs of every file at once: a name or an id prefix in
+        one file never wins over an exact id in another."""
+        return find_run_in(self.list_runs(), name_or_id, self.name)
 
     def tokens_by_day(self) -> dict[str, int]:
         total: dict[str, int] = {}

@@ -13,7 +13,15 @@ from typing import Any, TypeVar
 from tviz import schema
 from tviz.store import figures
 from tviz.store.cells import _NUMBER, _TIME, _bounded, _count, _json_dict, _lenient_text
-from tviz.store.data import LongText, Rollout, RunData, RunNotFound, RunSummary, StoreError
+from tviz.store.data import (
+    LongText,
+    Rollout,
+    RunData,
+    RunNotFound,
+    RunSummary,
+    StoreError,
+    find_run_in,
+)
 from tviz.store.figures import GroupFigures
 from tviz.store.prompts import prompt_history
 from tviz.store.queries import _left_out, _metrics, _rollouts, _summaries, _summary_values
@@ -169,22 +177,7 @@ class Store:
     def find_run(self, name_or_id: str) -> RunSummary:
         """A run by exact id, else by exact name (the newest of that name), else by a prefix
         of its id that only it has."""
-        if not name_or_id:
-            raise StoreError("an empty run name or id matches nothing")
-        runs = self.list_runs()
-        for pick in (
-            [r for r in runs if r.id == name_or_id],
-            [r for r in runs if r.name == name_or_id],
-        ):
-            if pick:
-                return pick[0]
-        prefixed = [r for r in runs if r.id.startswith(name_or_id)]
-        if len(prefixed) == 1:
-            return prefixed[0]
-        if prefixed:
-            ids = ", ".join(r.id for r in prefixed[:5])
-            raise StoreError(f"{name_or_id!r} is the start of several run ids ({ids}): say more")
-        raise StoreError(f"no run named or with id {name_or_id!r} in {self.path}")
+        return find_run_in(self.list_runs(), name_or_id, str(self.path))
 
     def tokens_by_day(self) -> dict[str, int]:
         """Sampled tokens per UTC day ('YYYY-MM-DD'), over all runs, by each step's own time
