@@ -374,3 +374,25 @@ def test_pages_allow_only_their_own_scripts_by_hash(text_db, tmp_path):
         assert directives["default-src"] == "'none'"
         for name in ("object-src", "base-uri", "form-action"):
             assert directives[name] == "'none'"
+
+
+def test_a_rebuild_reads_again_only_the_rows_of_runs_that_changed(text_db, tmp_path, monkeypatch):
+    """Watch's rebuild after one run logged: that run's row is read again, the others' kept,
+    and the index is the one a fresh build writes."""
+    builder = SiteBuilder(text_db, tmp_path / "out")
+    builder.build()
+    read: list[str] = []
+    listed: list[int] = []
+    real_summary, real_list = Store.run_summary, Store.list_runs
+    monkeypatch.setattr(
+        Store, "run_summary", lambda self, run_id: read.append(run_id) or real_summary(self, run_id)
+    )
+    monkeypatch.setattr(Store, "list_runs", lambda self: listed.append(1) or real_list(self))
+    with TvizLogger(text_db, run_id="textrun", strict=True) as log:
+        log.log_metrics({"train/loss": 0.01}, step=50)
+    report = builder.build(run_ids=["textrun"])
+    assert read == ["textrun"] and not listed
+    fresh = SiteBuilder(text_db, tmp_path / "fresh").build()
+    index = [p for p in report.written if p.name == "index.html"][0]
+    fresh_index = [p for p in fresh.written if p.name == "index.html"][0]
+    assert index.read_bytes() == fresh_index.read_bytes()

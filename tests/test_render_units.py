@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import json
 import math
+import random
 import re
 from pathlib import Path
 
@@ -68,6 +69,27 @@ def test_minmax_keeps_spikes_and_first_last_points():
     assert None in out.values  # the NaN is drawn as a gap, not silently dropped
     assert out.steps == sorted(out.steps)
     assert minmax(steps, values, 1000) == out
+
+
+def test_minmax_keeps_each_buckets_first_lowest_and_highest_point():
+    """The rule, checked point by point on series with ties (0.0 and -0.0, repeated values)
+    and ints, at several widths."""
+    rng = random.Random(5)
+    for _ in range(300):
+        n, most = rng.randint(1, 2_500), rng.choice([10, 64, 1000])
+        pool = [0.0, -0.0, 1.0, 2, -3]
+        values = [rng.choice(pool) if rng.random() < 0.5 else rng.gauss(0, 1) for _ in range(n)]
+        buckets = max(1, (most - 2) // 2)
+        keep = {0, n - 1}
+        for b in range(buckets):
+            part = range(b * n // buckets, (b + 1) * n // buckets)
+            if part and n > most:
+                keep.add(min(part, key=lambda i: (values[i], i)))
+                keep.add(min(part, key=lambda i: (-values[i], i)))
+        want = sorted(keep) if n > most else list(range(n))
+        out = minmax(list(range(n)), values, most)
+        assert out.steps == want
+        assert [repr(v) for v in out.values] == [repr(values[i]) for i in want]
 
 
 def test_minmax_leaves_short_series_alone():

@@ -16,7 +16,7 @@ from tviz.catalog import Entry
 from tviz.formats import fmt_duration, fmt_num, fmt_time
 from tviz.render import charts
 from tviz.render.downsample import minmax
-from tviz.render.rollouts import StepChunk
+from tviz.render.rollouts import StepChunk, few_rewards
 from tviz.store import QUIET_AFTER_S, RunData, RunSummary, Series
 
 # Points drawn per line: charts are a few hundred pixels wide (see downsample.py).
@@ -305,7 +305,7 @@ def group_signal(
 def _spread_signal(chunks: list[StepChunk]) -> dict[str, Any] | None:
     """For continuous rewards (a distance, a score), where nearly every group is "mixed": the
     mean standard deviation of rewards within a step's groups, GRPO's signal itself."""
-    if len({r for c in chunks for r in c.rewards}) <= 12:  # few distinct rewards: fractions
+    if few_rewards(chunks) is not None:  # few distinct rewards: fractions
         return None
     spread = [c for c in chunks if c.stats.get("spread") is not None]
     if not spread:
@@ -329,11 +329,15 @@ def reward_distribution(chunks: list[StepChunk]) -> dict[str, Any] | None:
     """Share of each step range's samples per reward bin (a heatmap)."""
     if not chunks:
         return None
-    values = sorted({r for c in chunks for r in c.rewards})
-    if not values:
+    few = few_rewards(chunks)
+    scored = [c for c in chunks if c.stats["best"] is not None]
+    if not scored:
         return None
-    lo, hi = values[0], values[-1]
-    if len(values) <= 12:  # few distinct rewards (0/1, partial credit): one row each
+    lo = min(c.stats["worst"] for c in scored)
+    hi = max(c.stats["best"] for c in scored)
+    if few is not None:  # few distinct rewards (0/1, partial credit): one row each
+        values = few
+        lo, hi = values[0], values[-1]
         edges = None
         width = min((b - a for a, b in zip(values, values[1:], strict=False)), default=1.0)
         half = width / 2 if width > 0 else 0.5
@@ -345,15 +349,10 @@ def reward_distribution(chunks: list[StepChunk]) -> dict[str, Any] | None:
     rows: list[dict[str, Any]] = []
     for group in columns:
         counts: dict[int, int] = {}
-        total = 0
         for chunk in group:
-            for r in chunk.rewards:
-                if edges is None:
-                    b = values.index(r) if len(values) <= 12 else 0
-                else:
-                    b = min(int((r - lo) / ((hi - lo) or 1.0) * 20), 19)
-                counts[b] = counts.get(b, 0) + 1
-                total += 1
+            for b, n in chunk.reward_bins(few, lo, hi).items():
+                counts[b] = counts.get(b, 0) + n
+        total = sum(counts.values())
         s0, s1 = group[0].step, group[-1].step
         for b, n in sorted(counts.items()):
             if edges is None:

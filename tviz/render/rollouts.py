@@ -17,6 +17,7 @@ from __future__ import annotations
 import base64
 import math
 from array import array
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,24 @@ from tviz.values import finite_number
 
 _NOTHING = PrefixGzip.pack([])
 _NO_LINES = PrefixDeflate.pack([])
+
+
+# Up to this many distinct rewards, the distribution chart has a row per reward value.
+FEW_REWARDS = 12
+
+
+def few_rewards(chunks: Iterable[StepChunk]) -> list[float] | None:
+    """The run's distinct finite rewards, sorted, when there are FEW_REWARDS or fewer (each
+    value as first met); else None."""
+    seen: dict[float, None] = {}
+    for chunk in chunks:
+        if chunk.counts is None:
+            return None
+        for r in chunk.counts:
+            seen.setdefault(r, None)
+        if len(seen) > FEW_REWARDS:
+            return None
+    return sorted(seen)
 
 
 class NotEncoded(LookupError):
@@ -52,6 +71,10 @@ class StepChunk:
     geo: bool = False  # some group has a true location (the page then draws a map)
     packed: PrefixGzip = field(default=_NOTHING)  # the first `ready` groups, encoded
     table: PrefixDeflate = field(default=_NO_LINES)  # their lines in the samples table
+    # Each distinct finite reward's count, when the step has at most FEW_REWARDS of them.
+    counts: dict[float, int] | None = None
+    # Each group's prompt key and mean reward, in group order (the prompts' history).
+    prompts: list[tuple[str | None, float | None]] = field(default_factory=list)
 
     @property
     def n_groups(self) -> int:
@@ -70,8 +93,10 @@ class StepChunk:
 
     def cost(self, keep: int) -> int:
         """Bytes the first `keep` groups take in the page: their rollouts and table rows."""
-        k = self._kept(keep)
-        return self.packed.b64_size(k) + self.table.size(k)
+        k = min(keep, len(self.keys))
+        if k >= len(self._costs):
+            raise NotEncoded(f"step {self.step}: {k} groups asked, {self.ready} encoded")
+        return self._costs[k]
 
     def encoded(self, keep: int) -> str:
         """The first `keep` groups by priority, gzip + base64."""
@@ -94,6 +119,12 @@ class StepChunk:
             self._lines.append(group_line(self.step, group))
         self.packed = PrefixGzip.pack(self._groups)
         self.table = PrefixDeflate.pack(self._lines)
+        self._count_costs()
+
+    def _count_costs(self) -> None:
+        """`cost(k)` of every k up to `ready`: the budget's search asks them again and again."""
+        packed, table = self.packed, self.table
+        self._costs = [packed.b64_size(k) + table.size(k) for k in range(packed.items + 1)]
 
     @property
     def held(self) -> int:
@@ -108,6 +139,30 @@ class StepChunk:
     def __post_init__(self) -> None:
         self._groups: list[str] = []
         self._lines: list[str] = []
+        self._bins: tuple[Any, dict[int, int]] = (None, {})
+        self._count_costs()
+
+    def reward_bins(self, values: list[float] | None, lo: float, hi: float) -> dict[int, int]:
+        """How many of the step's rewards fall in each bin of the distribution chart: one bin
+        per value of `values` (the run's few distinct rewards), else 20 from `lo` to `hi`.
+        Kept for the last bins asked: `tviz watch` asks the same of every step again."""
+        key = (None if values is None else tuple(values), lo, hi)
+        if self._bins[0] == key:
+            return self._bins[1]
+        bins: dict[int, int] = {}
+        if values is not None and self.counts is not None:
+            for r, n in self.counts.items():
+                b = values.index(r)
+                bins[b] = bins.get(b, 0) + n
+        else:
+            for r in self.rewards:
+                if values is not None:
+                    b = values.index(r)
+                else:
+                    b = min(int((r - lo) / ((hi - lo) or 1.0) * 20), 19)
+                bins[b] = bins.get(b, 0) + 1
+        self._bins = (key, bins)
+        return bins
 
 
 def figures_of(rollout: Rollout, key: Any) -> GroupFigures:
@@ -156,6 +211,7 @@ def figure_step(step: int, groups: list[GroupFigures], fingerprint: tuple[int, i
         summaries.append((mean, spread, uniform))
     order = _priority(summaries)
     spreads = [s[1] for s in summaries if not math.isnan(s[0])]
+    counts = Counter(rewards)
     stats = {
         "step": step,
         "groups": len(groups),
@@ -182,6 +238,8 @@ def figure_step(step: int, groups: list[GroupFigures], fingerprint: tuple[int, i
         keys=[groups[i].key for i in order],
         sizes=[groups[i].size for i in order],
         geo=any(g.geo for g in groups),
+        counts=dict(counts) if len(counts) <= FEW_REWARDS else None,
+        prompts=[(g.prompt, g.mean) for g in groups],
     )
 
 

@@ -38,6 +38,8 @@ from tviz.render.rollouts import (
 )
 from tviz.store import RunData, RunNotFound, RunSummary, Store, StoreError
 from tviz.store.many import CONFLICT, StoreSet
+from tviz.store.metrics import MetricsCache
+from tviz.store.prompts import history_of
 
 # Steps whose first group is encoded before anything is planned: the estimates of what the
 # other groups take in a page are made from their bytes per character.
@@ -60,6 +62,7 @@ class BuildReport:
 @dataclass
 class _RunCache:
     chunks: dict[int, StepChunk] = field(default_factory=dict)
+    metrics: MetricsCache = field(default_factory=MetricsCache)
 
 
 class SiteBuilder:
@@ -84,6 +87,7 @@ class SiteBuilder:
         self._pages = Pages()
         self._runs: dict[str, _RunCache] = {}
         self._index: dict[str, tuple[tuple, IndexEntry]] = {}
+        self._rows: dict[str, tuple[tuple, RunSummary]] = {}  # id -> (version, its row)
 
     def build(
         self, run_ids: Iterable[str] | None = None, progress: Progress | None = None
@@ -95,8 +99,11 @@ class SiteBuilder:
         """
         report = BuildReport()
         opened = Store(self.db_path) if len(self.db_paths) == 1 else StoreSet(self.db_paths)
-        with opened as store:
-            runs = store.list_runs()
+        # One snapshot for the whole build: the runs listed, their pages and the index are
+        # of one moment (and a page reuses its run's row instead of reading it again).
+        with opened as store, store.snapshot():
+            versions = store.versions()
+            runs = self._list_runs(store, versions)
             if run_ids is None:
                 targets = runs
             else:
@@ -106,14 +113,13 @@ class SiteBuilder:
                     run = by_id.get(wanted) or store.find_run(wanted)
                     if run not in targets:
                         targets.append(run)
-            versions = store.versions()
             pages = page_names(runs)
             for run_id in set(self._runs) - set(versions):  # deleted runs
                 self._runs.pop(run_id, None)
                 self._index.pop(run_id, None)
             for done, run in enumerate(targets, 1):
                 try:
-                    path, data, notice = self._build_run(store, run.id, pages[run.id])
+                    path, data, notice = self._build_run(store, run, pages[run.id])
                 except Exception as exc:
                     if _about_the_file(exc):
                         raise
@@ -149,6 +155,22 @@ class SiteBuilder:
         report.written.append(write_atomic(self.out_dir / "index.html", html))
         return report
 
+    def _list_runs(self, store: Store | StoreSet, versions: dict[str, tuple]) -> list[RunSummary]:
+        """`store.list_runs()`, reading again only the rows of runs that changed since the
+        last build (by `Store.versions`): a watch of 200 runs reads the one that logged."""
+        if isinstance(store, StoreSet) or not self._rows:
+            runs = store.list_runs()
+        else:
+            order = store.run_order()
+            stale = [i for i in order if i not in self._rows or self._rows[i][0] != versions.get(i)]
+            if len(stale) > max(1, len(order) // 4):
+                runs = store.list_runs()
+            else:
+                fresh = {run_id: store.run_summary(run_id) for run_id in stale}
+                runs = [fresh[i] if i in fresh else self._rows[i][1] for i in order]
+        self._rows = {run.id: (versions.get(run.id, ()), run) for run in runs}
+        return runs
+
     @staticmethod
     def _index_entry(
         store: Store | StoreSet, run: RunSummary, group_by: str | None = None
@@ -163,8 +185,9 @@ class SiteBuilder:
             return IndexEntry(run, None, {})
 
     def _build_run(
-        self, store: Store | StoreSet, run_id: str, page: str
+        self, store: Store | StoreSet, run: RunSummary, page: str
     ) -> tuple[Path, RunData, str]:
+        run_id = run.id
         cache = self._runs.setdefault(run_id, _RunCache())
         # One snapshot for the whole page: its figures, the groups read whole later and the
         # run's data are of one moment.
@@ -177,9 +200,9 @@ class SiteBuilder:
                 if cached is None or cached.fingerprint != fingerprint:
                     groups = store.step_figures(run_id, step)
                     cache.chunks[step] = figure_step(step, groups, fingerprint)
-            data = store.load_run(run_id, rollout_steps=())
-            history = store.prompt_history(run_id)
+            data = store.load_run(run_id, rollout_steps=(), summary=run, metrics=cache.metrics)
             chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
+            history = history_of((c.step, c.prompts) for c in chunks)
             base_dir = self.db_path.parent
 
             def grow(keep: int, some: list[StepChunk] | None = None) -> None:

@@ -18,6 +18,7 @@ no JSON but looks like one of numbers, `[1,,2]`, is counted by its commas too.)
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from typing import Any
 
 from tviz.store.cells import _json, _json_dict
 from tviz.store.data import _NONFINITE, Rollout
+from tviz.store.prompts import prompt_key
 from tviz.store.queries import _rollouts
 from tviz.values import finite_number
 
@@ -39,6 +41,8 @@ class GroupFigures:
     tokens: bool  # some length above is a token count
     geo: bool  # the group has a true location (the page draws a map)
     size: int  # about the characters of its JSON in a page, before compression
+    prompt: str | None = None  # its prompt's key (`prompts.prompt_key`), if it has a prompt
+    mean: float | None = None  # its mean reward as stored (else its rows'), if finite
 
 
 def _simple(column: str) -> str:
@@ -82,7 +86,9 @@ WHERE r.id IN ({{ids}}) AND +r.run_id = CAST(? AS TEXT)
 ORDER BY r.group_idx, r.id, t.trajectory_idx, t.id
 """
 _GROUPS = """
-SELECT r.id, r.gt_lat, r.gt_lon, r.figures FROM rollouts r
+SELECT r.id, r.gt_lat, r.gt_lon, r.figures, r.prompt_text, r.image_path,
+       COALESCE(r.mean_reward, (SELECT avg(t.reward) FROM trajectories t WHERE t.rollout_id = r.id))
+FROM rollouts r
 WHERE r.run_id = CAST(? AS TEXT) AND r.step = ? AND r.eval_name IS NULL
 ORDER BY r.group_idx, r.id
 """
@@ -92,8 +98,13 @@ def step_figures(conn: sqlite3.Connection, key: str | bytes, step: int) -> list[
     """The figures of the run's training groups at `step`, in the page's group order: as the
     writer stored them (`rollouts.figures`), else counted from the group's rows."""
     out: dict[int, GroupFigures | None] = {}
-    for rid, gt_lat, gt_lon, stored in conn.execute(_GROUPS, (key, step)):
+    history: dict[int, tuple[str | None, float | None]] = {}
+    for rid, gt_lat, gt_lon, stored, text, image, mean in conn.execute(_GROUPS, (key, step)):
         geo = finite_number(gt_lat) is not None and finite_number(gt_lon) is not None
+        prompt = None
+        if isinstance(text, str) and text:
+            prompt = prompt_key(text, image if isinstance(image, str) else None)
+        history[rid] = (prompt, float(mean) if finite_number(mean) is not None else None)
         out[rid] = _stored(rid, geo, stored)
     missing = [rid for rid, figures in out.items() if figures is None]
     for start in range(0, len(missing), 500):  # well under SQLite's bound variables
@@ -101,7 +112,11 @@ def step_figures(conn: sqlite3.Connection, key: str | bytes, step: int) -> list[
         query = _FROM_ROWS.replace("{ids}", ", ".join("?" * len(ids)))
         for figures in _from_rows(conn.execute(query, (*ids, key))):
             out[figures.key] = figures
-    return [f for f in out.values() if f is not None]
+    return [
+        dataclasses.replace(f, prompt=history[rid][0], mean=history[rid][1])
+        for rid, f in out.items()
+        if f is not None
+    ]
 
 
 def _stored(rid: int, geo: bool, stored: Any) -> GroupFigures | None:

@@ -33,7 +33,7 @@ from tviz.store.data import (
     find_run_in,
 )
 from tviz.store.figures import GroupFigures
-from tviz.store.prompts import prompt_history
+from tviz.store.metrics import MetricsCache
 from tviz.store.reader import Store
 from tviz.store.series import HEADLINE_ROLES, merge_headlines
 
@@ -182,15 +182,6 @@ class StoreSet:
                 found.update(((i, r.id), r) for r in store.groups(run_id, ids))
         return [found[k] for k in keys if k in found]
 
-    def prompt_history(self, run_id: str) -> dict[str, list[list[float]]]:
-        """A prompt's reward over training, from the first file holding the run only: merging
-        histories across files would need each prompt's rows from every file (not cheap)."""
-        holding = self._holding(run_id)
-        if not holding:
-            return {}
-        with holding[0].snapshot() as conn:
-            return prompt_history(conn, run_id)
-
     def headline_series(
         self, run_id: str, roles: Iterable[str] = HEADLINE_ROLES
     ) -> dict[str, Series]:
@@ -224,9 +215,16 @@ class StoreSet:
         return config
 
     def load_run(
-        self, run_id: str, *, rollout_steps: Iterable[int] | None = None, evals: bool = True
+        self,
+        run_id: str,
+        *,
+        rollout_steps: Iterable[int] | None = None,
+        evals: bool = True,
+        summary: RunSummary | None = None,
+        metrics: MetricsCache | None = None,
     ) -> RunData:
-        """The run from every file holding it, merged (see the module's docstring)."""
+        """The run from every file holding it, merged (see the module's docstring).
+        `summary` and `metrics` are not used: each file's row and metrics are read whole."""
         holding = self._holding(run_id)
         if not holding:
             raise RunNotFound(f"no run with id {run_id!r} in {self.name}")

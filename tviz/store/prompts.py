@@ -1,16 +1,16 @@
 """Prompt history: each prompt a run saw at several steps, and its group's mean reward there.
 
-Read from every group the run logged (the store's per-group `rollouts.mean_reward`), not only
-the groups a page keeps within its size budget, so a page can show how one prompt fared over
-the whole of training. A function of the store's snapshot connection: called inside
-`Store.snapshot()`, it reads the same moment as the rest of the page.
+Made from every group the run logged (each group's prompt key and stored mean reward, read
+with its figures by `store/figures.py`), not only the groups a page keeps within its size
+budget, so a page can show how one prompt fared over the whole of training. A run in several
+files: the groups of every file.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
-import sqlite3
+from collections.abc import Iterable
+from typing import Any
 
 # The most points a prompt's history keeps (the newest): a prompt seen at every step of a
 # 100,000-step run must not fill the page.
@@ -25,40 +25,24 @@ def prompt_key(text: str, image: str | None = None) -> str:
     return hashlib.sha1(whole.encode("utf-8", "replace")).hexdigest()[:12]
 
 
-def prompt_history(conn: sqlite3.Connection, run_id: str) -> dict[str, list[list[float]]]:
+def history_of(
+    steps: Iterable[tuple[int, Iterable[tuple[str | None, float | None]]]],
+) -> dict[str, list[list[Any]]]:
     """prompt key -> [steps, mean rewards] for each prompt seen at two or more steps, in step
-    order. A group without a stored mean gets its trajectories' mean reward. Training groups
-    only: eval rollouts (`eval_name` set) are no step of training."""
-    rows = conn.execute(
-        """
-        SELECT r.prompt_text, r.image_path, r.step,
-               COALESCE(r.mean_reward,
-                        (SELECT avg(t.reward) FROM trajectories t WHERE t.rollout_id = r.id))
-        FROM rollouts r JOIN (
-            SELECT prompt_text, COALESCE(image_path, '') AS image FROM rollouts
-            WHERE run_id = ? AND prompt_text IS NOT NULL AND prompt_text != ''
-              AND eval_name IS NULL
-            GROUP BY prompt_text, image HAVING count(DISTINCT step) > 1
-        ) seen ON seen.prompt_text = r.prompt_text AND seen.image = COALESCE(r.image_path, '')
-        WHERE r.run_id = ? AND r.eval_name IS NULL
-        ORDER BY r.step, r.group_idx, r.id
-        """,
-        (run_id, run_id),
-    )
-    out: dict[str, list[list[float]]] = {}
-    keys: dict[tuple[str, str], str] = {}
-    for text, image, step, mean in rows:
-        if not isinstance(text, str):
-            continue
-        image = image if isinstance(image, str) else None
-        key = keys.get((text, image or ""))
-        if key is None:
-            key = keys[text, image or ""] = prompt_key(text, image)
-        mean = float(mean) if isinstance(mean, (int, float)) and math.isfinite(mean) else None
-        steps, means = out.setdefault(key, [[], []])
-        steps.append(step)
-        means.append(mean)
-    for key, (steps, means) in out.items():
-        if len(steps) > MAX_POINTS:
-            out[key] = [steps[-MAX_POINTS:], means[-MAX_POINTS:]]
+    order, from each step's groups (prompt key or None, mean reward or None), steps in order
+    and groups in the page's order. Training groups only: eval rollouts are no step of
+    training."""
+    out: dict[str, list[list[Any]]] = {}
+    for step, groups in steps:
+        for key, mean in groups:
+            if key is None:
+                continue
+            steps_of, means = out.setdefault(key, [[], []])
+            steps_of.append(step)
+            means.append(mean)
+    for key, (steps_of, means) in list(out.items()):
+        if steps_of[0] == steps_of[-1]:  # seen at one step only
+            del out[key]
+        elif len(steps_of) > MAX_POINTS:
+            out[key] = [steps_of[-MAX_POINTS:], means[-MAX_POINTS:]]
     return out

@@ -5,11 +5,9 @@ connection the caller holds inside one transaction.
 from __future__ import annotations
 
 import sqlite3
-from typing import Any
 
-from tviz.names import LEGACY_COLUMNS
 from tviz.store.cells import _CELL, _NUMBER, _cell, _count, _json, _json_dict, _number, _text, _time
-from tviz.store.data import _NONFINITE, Rollout, RunSummary, Series, Trajectory
+from tviz.store.data import _NONFINITE, Rollout, RunSummary, Trajectory
 
 
 def _summaries(
@@ -85,103 +83,6 @@ def _summaries(
             )
         )
     return out, raw_ids
-
-
-def _metrics(
-    conn: sqlite3.Connection, key: str | bytes
-) -> tuple[dict[str, Series], dict[str, list[tuple[int, str]]], int]:
-    """The run's metrics by name: numeric series and text values, and how many values were
-    left out for a step that is not a whole number.
-
-    Rows are read one at a time, in the table's own order (name, then step), straight into
-    each series' lists; metrics logged at the same steps share one list of steps. So a run of
-    50,000 steps x 50 metrics holds its 2.5M values (about 80 MB), never its rows."""
-    numeric: dict[str, tuple[list[int], list[float]]] = {}
-    texts: dict[str, dict[int, str]] = {}
-    dropped = 0
-    have: set[int] = set()  # steps that have a value
-    name_now: Any = None
-    steps: list[int] = []
-    values: list[float] = []
-    rows = conn.execute(
-        "SELECT name, step, value, text FROM metrics WHERE run_id = CAST(? AS TEXT)"
-        " ORDER BY name, step",
-        (key,),
-    )
-    for name, step, value, text in rows:
-        if name != name_now:
-            name_now = name
-            steps, values = numeric.setdefault(name, ([], []))
-        cell = value
-        if cell is None:
-            cell = _NONFINITE.get(text, text) if isinstance(text, str) else text
-        if cell is None:
-            continue
-        if type(step) is not int:  # text or a fraction: no page can place it
-            dropped += 1
-            continue
-        if type(cell) is float:
-            steps.append(step)
-            values.append(cell)
-        else:  # text, or bytes in the file
-            texts.setdefault(name, {})[step] = cell if isinstance(cell, str) else _text(cell)
-    for by_step in texts.values():
-        have.update(by_step)
-    shared: list[int] | None = None
-    for name, (steps, values) in list(numeric.items()):
-        if not steps:
-            del numeric[name]
-            continue
-        if steps == shared:  # the same steps as the metric before: one list for both
-            numeric[name] = (shared, values)
-        else:
-            shared = steps
-            have.update(steps)
-    legacy = _legacy_metrics(conn, key, have)
-    for name, by_step in legacy.items():
-        added = [(step, cell) for step, cell in by_step.items() if isinstance(cell, float)]
-        for step, cell in by_step.items():
-            if not isinstance(cell, float):
-                texts.setdefault(name, {})[step] = cell
-        if added:
-            old_steps, old_values = numeric.get(name, ([], []))
-            merged = sorted([*zip(old_steps, old_values, strict=True), *added])
-            numeric[name] = ([s for s, _ in merged], [v for _, v in merged])
-    if any(type(name) is not str for name in (*numeric, *texts)):  # a blob for a name
-        numeric = {_text(n): v for n, v in numeric.items()}
-        texts = {_text(n): v for n, v in texts.items()}
-    series = {name: Series(name, *numeric[name]) for name in sorted(numeric)}
-    text_metrics = {name: sorted(by_step.items()) for name, by_step in sorted(texts.items())}
-    return series, text_metrics, dropped
-
-
-def _legacy_metrics(
-    conn: sqlite3.Connection, key: str | bytes, have: set[int]
-) -> dict[str, dict[int, float | str]]:
-    """Values of steps a tviz 0.2.x logger wrote into this file after its upgrade, which
-    `metrics` does not hold (no value at that step in `have`): they live only in the 0.2.x
-    columns and `extras`, under the names the migration gives them."""
-    out: dict[str, dict[int, float | str]] = {}
-    rows = conn.execute(
-        f"SELECT step, extras, {', '.join(LEGACY_COLUMNS)} FROM steps"
-        " WHERE run_id = CAST(? AS TEXT) AND typeof(step) = 'integer'",
-        (key,),
-    )
-    for step, extras, *values in rows:
-        if step in have:
-            continue
-        for column, value in zip(LEGACY_COLUMNS, values, strict=True):
-            if isinstance(value, (int, float)):
-                out.setdefault(column, {})[step] = float(value)
-        for name, value in _json_dict(extras).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                try:
-                    out.setdefault(name, {})[step] = float(value)
-                except OverflowError:  # a JSON integer past a double's range
-                    out.setdefault(name, {})[step] = str(value)
-            elif isinstance(value, str):
-                out.setdefault(name, {})[step] = value
-    return out
 
 
 def _summary_values(conn: sqlite3.Connection, key: str | bytes) -> dict[str, float | str | None]:

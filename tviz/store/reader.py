@@ -23,8 +23,8 @@ from tviz.store.data import (
     find_run_in,
 )
 from tviz.store.figures import GroupFigures
-from tviz.store.prompts import prompt_history
-from tviz.store.queries import _left_out, _metrics, _rollouts, _summaries, _summary_values
+from tviz.store.metrics import MetricsCache, read_metrics
+from tviz.store.queries import _left_out, _rollouts, _summaries, _summary_values
 from tviz.store.series import HEADLINE_ROLES, Series, headline_series
 
 T = TypeVar("T")
@@ -174,6 +174,25 @@ class Store:
         """All runs, newest first."""
         return self._read(lambda conn: self._summaries(conn, None))
 
+    def run_order(self) -> list[str]:
+        """Every run's id in `list_runs`'s order (newest first), without their summaries."""
+
+        def read(conn: sqlite3.Connection) -> list[str]:
+            rows = conn.execute(
+                "SELECT CAST(id AS TEXT) FROM runs WHERE id IS NOT NULL"
+                " ORDER BY COALESCE(started_ts, 0) DESC, id"
+            )
+            return [row[0] for row in rows]
+
+        return self._read(read)
+
+    def run_summary(self, run_id: str) -> RunSummary:
+        """One run's row, as `list_runs` has it."""
+        found = self._read(lambda conn: self._summaries(conn, run_id))
+        if not found:
+            raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
+        return found[0]
+
     def find_run(self, name_or_id: str) -> RunSummary:
         """A run by exact id, else by exact name (the newest of that name), else by a prefix
         of its id that only it has."""
@@ -258,37 +277,41 @@ class Store:
         key = self._key(run_id)
         return self._read(lambda conn: figures.step_figures(conn, key, step))
 
-    def prompt_history(self, run_id: str) -> dict[str, list[list[float]]]:
-        """Each prompt seen at several steps: its groups' mean rewards (store/prompts.py)."""
-        key = self._key(run_id)
-        return self._read(lambda conn: prompt_history(conn, key))
-
     def groups(self, run_id: str, keys: Sequence[int]) -> list[Rollout]:
         """The training groups with these keys (`GroupFigures.key`), whole, in that order."""
         key = self._key(run_id)
         return self._read(lambda conn: figures.groups(conn, key, keys))
 
     def load_run(
-        self, run_id: str, *, rollout_steps: Iterable[int] | None = None, evals: bool = True
+        self,
+        run_id: str,
+        *,
+        rollout_steps: Iterable[int] | None = None,
+        evals: bool = True,
+        summary: RunSummary | None = None,
+        metrics: MetricsCache | None = None,
     ) -> RunData:
         """One run's config, metrics and rollouts, read in one transaction.
 
         `rollout_steps` limits the training rollouts read to those steps (a renderer that
         cached the others); None reads them all. `evals`: read the eval rollouts (all of them).
+        `summary`: the run's row, read in the snapshot this call is in (not read again).
+        `metrics`: the run's metrics as an earlier call read them from this file (only what
+        changed since is read; store/metrics.py).
         """
         key = self._key(run_id)
         steps = None if rollout_steps is None else sorted({int(s) for s in rollout_steps})
 
         def read(conn: sqlite3.Connection) -> RunData:
-            found = self._summaries(conn, run_id)
+            found = [summary] if summary is not None else self._summaries(conn, run_id)
             if not found:
                 raise RunNotFound(f"no run with id {run_id!r} in {self.path}")
             config = conn.execute("SELECT config FROM runs WHERE id = CAST(? AS TEXT)", (key,))
-            metrics, text_metrics, dropped = _metrics(conn, key)
+            series, text_metrics, dropped = read_metrics(conn, key, metrics)
             return RunData(
                 summary=found[0],
                 config=_bounded(_json_dict(config.fetchone()[0], "config")),
-                metrics=metrics,
+                metrics=series,
                 text_metrics=text_metrics,
                 summaries=_summary_values(conn, key),
                 rollouts=_rollouts(conn, key, steps),

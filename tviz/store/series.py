@@ -5,7 +5,7 @@ steps x 50 metrics is 2.5 million rows); this reads the run's metric *names* by 
 metrics table's primary key (run_id, name, step), one seek per name, picks the name that fills
 each role with `tviz.catalog.find`, and reads only those names' rows.
 
-The values are those `load_run(...).metrics[name]` holds (`queries._metrics`): a step that is
+The values are those `load_run(...).metrics[name]` holds (`metrics.read_metrics`): a step that is
 not a whole number is left out, NaN and infinities are kept as float nan / inf, a name with no
 numeric value at all is no metric (the role then goes to the next name the catalog has), and a
 step a tviz 0.2.x logger wrote into an upgraded file without `metrics` rows counts through its
@@ -44,13 +44,13 @@ SELECT name, CAST(name AS BLOB), typeof(name) FROM walk WHERE name IS NOT NULL
 # The name bound as the bytes it is stored as: `CAST(? AS TEXT)` for text (also text that is
 # not UTF-8, which Python reads back changed), the bytes themselves for a blob.
 _BIND = {"text": "CAST(?2 AS TEXT)", "blob": "?2"}
-# A cell `queries._metrics` counts (a value or a text, numeric or not) at a whole-number step.
+# A cell `metrics.read_metrics` counts (a value or a text, numeric or not) at a whole-number step.
 _COUNTED = "typeof(step) = 'integer' AND (value IS NOT NULL OR text IS NOT NULL)"
 
 
 @dataclass
 class _Name:
-    key: Any  # the name as sqlite3 read it (str, or bytes for a blob): what `_metrics` keys by
+    key: Any  # the name as sqlite3 read it (str, or bytes for a blob): what `read_metrics` keys by
     raw: bytes
     kind: str  # 'text' or 'blob'
     rank: int  # its place in the primary key's order
@@ -63,7 +63,7 @@ def _bind(name: _Name) -> str:
 
 
 def _read_name(conn: sqlite3.Connection, key: str | bytes, name: _Name) -> None:
-    """Fill `name.numeric` and `name.have` from its rows (as `_metrics` reads a cell)."""
+    """Fill `name.numeric` and `name.have` from its rows (as `read_metrics` reads a cell)."""
     numeric: dict[int, float] = {}
     rows = conn.execute(
         f"SELECT step, value, text FROM metrics WHERE run_id = CAST(?1 AS TEXT)"
@@ -76,7 +76,7 @@ def _read_name(conn: sqlite3.Connection, key: str | bytes, name: _Name) -> None:
         if value is not None:
             cell = value
         elif text is None:
-            continue  # nothing: `_metrics` does not count the step
+            continue  # nothing: `read_metrics` does not count the step
         else:
             cell = _NONFINITE.get(text, text) if isinstance(text, str) else text
         name.have.add(step)
@@ -120,7 +120,7 @@ def _legacy_values(
     conn: sqlite3.Connection, key: str | bytes, steps: list[int]
 ) -> dict[str, dict[int, float]]:
     """Name -> step -> value of the 0.2.x columns and `extras` of these steps' rows (numbers
-    only, read as `_metrics` reads them)."""
+    only, read as `read_metrics` reads them)."""
     numeric: dict[str, dict[int, float]] = {}
     if not steps:
         return numeric
@@ -159,7 +159,7 @@ class _Run:
 
     def values(self, label: str) -> dict[int, float]:
         """step -> value of the metric `label` as `load_run` gives it ({} if it has none)."""
-        # `_metrics` collects by the name as read (rows in key order, the 0.2.x values last,
+        # `read_metrics` collects by the name as read (rows in key order, the 0.2.x values last,
         # under `str` names), then turns blob names into text: the metric made last wins.
         by_key: dict[Any, tuple[tuple[int, int], dict[int, float]]] = {}
         for name in self.by_label.get(label, []):
