@@ -396,3 +396,25 @@ def test_a_rebuild_reads_again_only_the_rows_of_runs_that_changed(text_db, tmp_p
     index = [p for p in report.written if p.name == "index.html"][0]
     fresh_index = [p for p in fresh.written if p.name == "index.html"][0]
     assert index.read_bytes() == fresh_index.read_bytes()
+
+
+def test_progress_counts_steps_within_a_run(db_path, tmp_path):
+    """A build reports its progress in steps, while a long run is built and after each page:
+    what the bar's rate and time left are made from."""
+    with TvizLogger(db_path, "long", run_id="long", strict=True) as log:
+        for step in range(120):
+            log.log_rollouts(
+                [{"prompt_text": "q", "trajectories": [{"reward": 1.0, "output_text": "a"}]}],
+                step=step,
+            )
+    with TvizLogger(db_path, "short", run_id="short", strict=True) as log:
+        log.log_metrics({"loss": 1.0}, step=0)
+    calls: list[tuple[int, int, str]] = []
+    SiteBuilder(db_path, tmp_path / "out").build(
+        progress=lambda done, total, run: calls.append((done, total, run.id))
+    )
+    assert all(total == 121 for _, total, _ in calls)
+    done = [d for d, _, _ in calls]
+    assert done == sorted(done) and done[-1] == 121
+    long = [d for d, _, run in calls if run == "long"]
+    assert len(long) >= 3 and long[0] < 120  # ticks inside the long run, not only at its end

@@ -299,7 +299,7 @@ def build_command(
             def progress(done: int, total: int, run: RunSummary) -> None:
                 bar.length = total
                 rate = done / max(time.monotonic() - start, 1e-6)
-                bar.update(1, f"{rate:.2f} runs/s" if rate < 10 else f"{rate:.0f} runs/s")
+                bar.update(done - bar.pos, f"{run.name or run.id}, {rate:,.0f} steps/s")
 
             report = builder.build(run_ids, progress=progress)
     else:

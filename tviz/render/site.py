@@ -44,8 +44,10 @@ from tviz.store.prompts import history_of
 # Steps whose first group is encoded before anything is planned: the estimates of what the
 # other groups take in a page are made from their bytes per character.
 CALIBRATE_STEPS = 32
+PROGRESS_EVERY = 50
 
-# progress(done, total, run): called after each run page is written.
+# progress(done, total, run): the steps of the runs to build done so far, of `total` (a run
+# without steps counts as one); called every PROGRESS_EVERY steps and after each run's page.
 Progress = Callable[[int, int, RunSummary], None]
 
 
@@ -117,9 +119,19 @@ class SiteBuilder:
             for run_id in set(self._runs) - set(versions):  # deleted runs
                 self._runs.pop(run_id, None)
                 self._index.pop(run_id, None)
-            for done, run in enumerate(targets, 1):
+            total = sum(max(1, run.num_steps) for run in targets)
+            done = 0
+            for run in targets:
+                tick = None
+                if progress is not None:
+                    units, base = max(1, run.num_steps), done
+
+                    def tick(k: int, run: RunSummary = run, units: int = units, base: int = base):
+                        progress(base + min(k, units), total, run)
+
+                done += max(1, run.num_steps)
                 try:
-                    path, data, notice = self._build_run(store, run, pages[run.id])
+                    path, data, notice = self._build_run(store, run, pages[run.id], tick)
                 except Exception as exc:
                     if _about_the_file(exc):
                         raise
@@ -136,7 +148,7 @@ class SiteBuilder:
                 entry = self._index_entry(store, data.summary, self.group_by)
                 self._index[run.id] = (versions.get(run.id, ()), entry)
                 if progress is not None:
-                    progress(done, len(targets), data.summary)
+                    progress(done, total, data.summary)
             entries = []
             for run in runs:
                 version = versions.get(run.id, ())
@@ -185,7 +197,11 @@ class SiteBuilder:
             return IndexEntry(run, None, {})
 
     def _build_run(
-        self, store: Store | StoreSet, run: RunSummary, page: str
+        self,
+        store: Store | StoreSet,
+        run: RunSummary,
+        page: str,
+        tick: Callable[[int], None] | None = None,
     ) -> tuple[Path, RunData, str]:
         run_id = run.id
         cache = self._runs.setdefault(run_id, _RunCache())
@@ -195,7 +211,9 @@ class SiteBuilder:
             fingerprints = store.rollout_index(run_id)
             for step in set(cache.chunks) - set(fingerprints):
                 del cache.chunks[step]
-            for step, fingerprint in fingerprints.items():
+            for n, (step, fingerprint) in enumerate(fingerprints.items(), 1):
+                if tick is not None and n % PROGRESS_EVERY == 0:
+                    tick(n)
                 cached = cache.chunks.get(step)
                 if cached is None or cached.fingerprint != fingerprint:
                     groups = store.step_figures(run_id, step)
