@@ -205,6 +205,8 @@ def test_v2_file_gains_project_group_and_eval_columns_keeping_its_rows(db_path: 
     conn = sqlite3.connect(db_path)  # make it a v2 file, as tviz 0.3.0 wrote it
     conn.execute("ALTER TABLE runs DROP COLUMN project")
     conn.execute("ALTER TABLE runs DROP COLUMN run_group")
+    conn.execute("DROP INDEX idx_rollouts_training")  # schema 5's
+    conn.execute("DROP INDEX idx_rollouts_evals")
     conn.execute("ALTER TABLE rollouts DROP COLUMN eval_name")
     conn.execute("PRAGMA user_version = 2")
     conn.commit()
@@ -254,6 +256,8 @@ def test_v4_file_gains_group_figures_and_builds_as_before(db_path: Path, tmp_pat
             logger.log_rollouts([{"prompt_text": "q", "trajectories": trajectories}], step=step)
     new = SiteBuilder(db_path, tmp_path / "v5").build().written[0].read_bytes()
     conn = sqlite3.connect(db_path)
+    conn.execute("DROP INDEX idx_rollouts_training")  # schema 5's
+    conn.execute("DROP INDEX idx_rollouts_evals")
     conn.execute("ALTER TABLE rollouts DROP COLUMN figures")
     conn.execute("PRAGMA user_version = 4")
     conn.commit()
@@ -273,6 +277,8 @@ def _as_v3(db_path: Path) -> None:
     conn = sqlite3.connect(db_path)
     for table in ("writers", "rank_metrics", "rank_summaries"):
         conn.execute(f"DROP TABLE {table}")
+    conn.execute("DROP INDEX idx_rollouts_training")  # schema 5's
+    conn.execute("DROP INDEX idx_rollouts_evals")
     conn.execute("ALTER TABLE rollouts DROP COLUMN figures")
     conn.execute("ALTER TABLE rollouts DROP COLUMN rank")
     conn.execute("PRAGMA user_version = 3")

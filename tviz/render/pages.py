@@ -18,7 +18,7 @@ from tviz import __version__, formats
 from tviz.render import chart_budget, evals, model, panels, summary
 from tviz.render.bundle import vega_bundle
 from tviz.render.csp import with_script_hashes
-from tviz.render.embed import jsonable, script_js, script_json
+from tviz.render.embed import dumps, escape_script, jsonable, script_js, script_json
 from tviz.render.rollouts import StepChunk
 from tviz.render.table import joined
 
@@ -218,10 +218,6 @@ class RunPage:
         long_texts = self._long_texts(caps)
         tokens = any(c.length_unit == "tokens" for c in self.chunks)
         length_unit = "tokens" if tokens else "chars"
-        steps = [
-            {**c.stats, "kept": min(plan.get(c.step, 0), c.n_groups), "unit": length_unit}
-            for c in sorted(self.chunks, key=lambda c: -c.step)
-        ]
         return {
             "run": data.summary,
             "data": data,
@@ -234,7 +230,7 @@ class RunPage:
             "notice": self.notice(plan),
             "metrics_notice": self.metrics_notice,
             "static_json": self.static_json,
-            "rollout_json": Markup(script_json({"steps": steps, "notice": self.notice(plan)})),
+            "rollout_json": Markup(self._rollout_json(plan, length_unit)),
             "summary_json": self.summary_json,
             "chunks_marker": Markup(CHUNKS_MARKER),
             "total_groups": self.total_groups,
@@ -248,6 +244,17 @@ class RunPage:
             "eval_json": Markup(script_json(evals.page_json(self.eval_chunks, self.eval_plan))),
             "eval_notice": evals.eval_notice(self.eval_chunks, self.eval_plan),
         }
+
+    def _rollout_json(self, plan: dict[int, int], unit: str) -> str:
+        """`script_json({"steps": [each step's stats, kept, unit], "notice": ...})`, newest
+        step first, made from each chunk's stats JSON (fixed by its fingerprint): a watched
+        run of 10,000 steps writes only its new step's."""
+        tail = f',"unit":{dumps(unit)}}}'
+        steps = ",".join(
+            f'{c.stats_json},"kept":{min(plan.get(c.step, 0), c.n_groups)}{tail}'
+            for c in sorted(self.chunks, key=lambda c: -c.step)
+        )
+        return escape_script(f'{{"steps":[{steps}],"notice":{dumps(self.notice(plan))}}}')
 
     def size_without_chunks(self, plan: dict[int, int], caps: list[int] | None = None) -> int:
         html = self.pages.render("run.html", **self._context(plan, caps))
@@ -276,6 +283,14 @@ class RunPage:
 
     def notice(self, plan: dict[int, int]) -> str:
         """A plain sentence on what the size budget left out ('' when nothing was)."""
+        said = getattr(self, "_said", None)
+        if said is not None and said[0] is plan:  # asked again and again for one plan
+            return said[1]
+        text = self._notice(plan)
+        self._said = (plan, text)
+        return text
+
+    def _notice(self, plan: dict[int, int]) -> str:
         kept_groups = sum(min(plan.get(c.step, 0), c.n_groups) for c in self.chunks)
         if kept_groups >= self.total_groups:
             return ""

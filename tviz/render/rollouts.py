@@ -15,6 +15,7 @@ that gained a step reads and encodes that step only.
 from __future__ import annotations
 
 import base64
+import functools
 import math
 from array import array
 from collections import Counter
@@ -136,7 +137,19 @@ class StepChunk:
         """Let the held JSON go (the encoded groups stay)."""
         self._groups, self._lines = [], []
 
+    @functools.cached_property
+    def stats_json(self) -> str:
+        """`dumps(stats)` without its closing brace: the page's step list adds to it."""
+        return dumps(self.stats)[:-1]
+
+    def chars(self, keep: int) -> int:
+        """The estimated characters of the first `keep` groups (`sizes`)."""
+        return self._chars[min(keep, len(self._chars) - 1)]
+
     def __post_init__(self) -> None:
+        self._chars = [0]
+        for size in self.sizes:
+            self._chars.append(self._chars[-1] + size)
         self._groups: list[str] = []
         self._lines: list[str] = []
         self._bins: tuple[Any, dict[int, int]] = (None, {})
@@ -363,27 +376,28 @@ def estimate_keep(chunks: list[StepChunk], available: int) -> int:
     """A guess of how many groups a step can keep within `available` bytes, from the groups'
     sizes and the bytes per character of the groups encoded so far (1 if none is)."""
     sample = [c for c in chunks if c.ready]
-    chars = sum(sum(c.sizes[: c.ready]) for c in sample)
+    chars = sum(c.chars(c.ready) for c in sample)
     ratio = sum(c.cost(c.ready) for c in sample) / chars if chars else 1.0
     top = max((c.n_groups for c in chunks), default=0)
     lo, hi = 0, top
     while lo < hi:
         mid = (lo + hi + 1) // 2
-        if ratio * sum(sum(c.sizes[:mid]) for c in chunks) <= available:
+        if ratio * sum(c.chars(mid) for c in chunks) <= available:
             lo = mid
         else:
             hi = mid - 1
     return lo
 
 
-def full_cost(chunks: list[StepChunk], table: bool = True) -> tuple[int, bool]:
-    """Bytes every group of the chunks takes in a page (with `table`: and its table rows), and
-    whether that is exact: estimated, as `estimate_keep` does, where not all are encoded."""
-    exact = all(c.ready == c.n_groups for c in chunks)
-    if exact:
-        return sum(c.cost(c.n_groups) if table else c.size(c.n_groups) for c in chunks), True
+def full_cost(chunks: list[StepChunk]) -> tuple[int, int]:
+    """Bytes every group of the chunks takes in a page with its table rows, and without:
+    exact where all are encoded, else estimated as `estimate_keep` estimates."""
+    if all(c.ready == c.n_groups for c in chunks):
+        sizes = [(c.cost(c.n_groups), c.size(c.n_groups)) for c in chunks]
+        return sum(a for a, _ in sizes), sum(b for _, b in sizes)
     sample = [c for c in chunks if c.ready]
-    chars = sum(sum(c.sizes[: c.ready]) for c in sample)
-    done = sum(c.cost(c.ready) if table else c.size(c.ready) for c in sample)
-    ratio = done / chars if chars else 1.0
-    return int(ratio * sum(sum(c.sizes) for c in chunks)), False
+    chars = sum(c.chars(c.ready) for c in sample) or 1
+    everything = sum(c.chars(c.n_groups) for c in chunks)
+    with_table = sum(c.cost(c.ready) for c in sample) / chars if sample else 1.0
+    without = sum(c.size(c.ready) for c in sample) / chars if sample else 1.0
+    return int(with_table * everything), int(without * everything)

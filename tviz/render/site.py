@@ -26,7 +26,7 @@ from tviz.names import DEFAULT_BUDGET_BYTES
 from tviz.render import chart_budget
 from tviz.render.evals import cost as eval_cost
 from tviz.render.evals import encode_evals, eval_notice, plan_evals
-from tviz.render.index import IndexEntry, read_entry, render_index
+from tviz.render.index import IndexEntry, index_entry, read_entry, render_index
 from tviz.render.pages import Pages, fair_caps
 from tviz.render.rollouts import (
     Grow,
@@ -145,7 +145,7 @@ class SiteBuilder:
                     report.notices[run.id] = notice
                 if isinstance(store, StoreSet) and store.conflicts.get(run.id):
                     report.conflicts[run.id] = store.conflicts[run.id]
-                entry = self._index_entry(store, data.summary, self.group_by)
+                entry = index_entry(data, self.group_by)  # what read_entry reads, at hand
                 self._index[run.id] = (versions.get(run.id, ()), entry)
                 if progress is not None:
                     progress(done, total, data.summary)
@@ -282,7 +282,7 @@ class SiteBuilder:
             charts_full = page.chart_costs().full
             if full_cost(chunks)[0] <= 2 * (max(room, 0) + charts_full):
                 grow(max(full.values(), default=0), None)
-        rollouts = full_cost(chunks, table=False)[0]
+        training, rollouts = full_cost(chunks)
         others = rollouts + sum(text_sizes)
         others += eval_cost(eval_chunks, {e.index: e.chunk.n_groups for e in eval_chunks})
         if room < others:  # charts first, up to their share (render/chart_budget.py)
@@ -293,7 +293,6 @@ class SiteBuilder:
         texts = sum(text_sizes if caps is None else map(min, text_sizes, caps))
         left = room - texts
         if eval_chunks:  # kept first: up to half of what is left, or all training leaves
-            training = full_cost(chunks)[0]
             page.eval_plan = plan_evals(eval_chunks, max(left // 2, left - training))
             left -= eval_cost(eval_chunks, page.eval_plan)
         hint = None if grow is None else estimate_keep(chunks, left)
