@@ -418,3 +418,18 @@ def test_progress_counts_steps_within_a_run(db_path, tmp_path):
     assert done == sorted(done) and done[-1] == 121
     long = [d for d, _, run in calls if run == "long"]
     assert len(long) >= 3 and long[0] < 120  # ticks inside the long run, not only at its end
+
+
+def test_a_build_of_many_runs_keeps_few_runs_metrics(db_path, tmp_path):
+    """A builder keeps the metrics of the last runs it built (for watch's next rebuild), not of
+    every run: a build of hundreds of runs must not hold all their values at once."""
+    import tviz.render.site as site
+
+    for i in range(site.KEEP_METRICS + 3):
+        with TvizLogger(db_path, f"r{i}", run_id=f"r{i}", strict=True) as log:
+            log.log_metrics({"loss": float(i)}, step=0)
+    builder = SiteBuilder(db_path, tmp_path / "out")
+    builder.build()
+    assert len(builder._metrics) == site.KEEP_METRICS
+    builder.build(run_ids=["r0"])  # a run built again comes back into the kept ones
+    assert "r0" in builder._metrics and len(builder._metrics) == site.KEEP_METRICS

@@ -16,6 +16,7 @@ import hashlib
 import os
 import sqlite3
 import tempfile
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,8 @@ from tviz.store.prompts import history_of
 # Steps whose first group is encoded before anything is planned: the estimates of what the
 # other groups take in a page are made from their bytes per character.
 CALIBRATE_STEPS = 32
+# Runs whose metrics a builder keeps between builds (see `SiteBuilder._metrics_of`).
+KEEP_METRICS = 4
 PROGRESS_EVERY = 50
 
 # progress(done, total, run): the steps of the runs to build done so far, of `total` (a run
@@ -64,7 +67,6 @@ class BuildReport:
 @dataclass
 class _RunCache:
     chunks: dict[int, StepChunk] = field(default_factory=dict)
-    metrics: MetricsCache = field(default_factory=MetricsCache)
 
 
 class SiteBuilder:
@@ -90,6 +92,9 @@ class SiteBuilder:
         self._runs: dict[str, _RunCache] = {}
         self._index: dict[str, tuple[tuple, IndexEntry]] = {}
         self._rows: dict[str, tuple[tuple, RunSummary]] = {}  # id -> (version, its row)
+        # The metrics of the runs built last (a watch rebuilds the live ones): at most
+        # KEEP_METRICS runs', so a build of hundreds of runs holds a few runs' values.
+        self._metrics: OrderedDict[str, MetricsCache] = OrderedDict()
 
     def build(
         self, run_ids: Iterable[str] | None = None, progress: Progress | None = None
@@ -118,6 +123,7 @@ class SiteBuilder:
             pages = page_names(runs)
             for run_id in set(self._runs) - set(versions):  # deleted runs
                 self._runs.pop(run_id, None)
+                self._metrics.pop(run_id, None)
                 self._index.pop(run_id, None)
             total = sum(max(1, run.num_steps) for run in targets)
             done = 0
@@ -136,6 +142,7 @@ class SiteBuilder:
                     if _about_the_file(exc):
                         raise
                     self._runs.pop(run.id, None)  # its caches may hold what broke it
+                    self._metrics.pop(run.id, None)
                     report.failed.append(run.id)
                     report.notices[run.id] = f"page not built: {_reason(exc)}"
                     continue
@@ -183,6 +190,15 @@ class SiteBuilder:
         self._rows = {run.id: (versions.get(run.id, ()), run) for run in runs}
         return runs
 
+    def _metrics_of(self, run_id: str) -> MetricsCache:
+        """The run's metrics as read last time (a new cache if it is not among the last
+        KEEP_METRICS runs built)."""
+        cache = self._metrics.pop(run_id, None) or MetricsCache()
+        self._metrics[run_id] = cache
+        while len(self._metrics) > KEEP_METRICS:
+            self._metrics.popitem(last=False)
+        return cache
+
     @staticmethod
     def _index_entry(
         store: Store | StoreSet, run: RunSummary, group_by: str | None = None
@@ -218,7 +234,9 @@ class SiteBuilder:
                 if cached is None or cached.fingerprint != fingerprint:
                     groups = store.step_figures(run_id, step)
                     cache.chunks[step] = figure_step(step, groups, fingerprint)
-            data = store.load_run(run_id, rollout_steps=(), summary=run, metrics=cache.metrics)
+            data = store.load_run(
+                run_id, rollout_steps=(), summary=run, metrics=self._metrics_of(run_id)
+            )
             chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
             history = history_of((c.step, c.prompts) for c in chunks)
             base_dir = self.db_path.parent
