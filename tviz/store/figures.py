@@ -7,13 +7,11 @@ figures (rewards, output lengths, whether it has a true location, an estimate of
 then the whole rows of the groups the page keeps (`groups`). Both are functions of a
 connection the caller holds inside one snapshot (`Store.snapshot()`).
 
-The writer stores each group's figures with it (`rollouts.figures`, schema v5), so the first
+The writer stores each group's figures with it (`rollouts.figures`, schema 5), so the first
 pass reads no trajectory at all. Groups written before, or by another program, are counted
-from their rows in SQL that hands no text or token list to Python: a token list written as a
-JSON array of numbers (what the logger writes, and tviz 0.2.x) is counted by its commas;
-anything else (strings in the list, another type, text that is not UTF-8) is read as
-`Store.load_run` reads it, so the figures are the same as the whole rows give. (A list that is
-no JSON but looks like one of numbers, `[1,,2]`, is counted by its commas too.)
+from their rows in SQL that hands no text or token list to Python: SQLite's JSON functions
+count a list's items; what they cannot read (NaN in a 0.2.x list, a blob) is read as
+`Store.load_run` reads it, so the figures are the same as the whole rows give.
 """
 
 from __future__ import annotations
@@ -45,36 +43,22 @@ class GroupFigures:
     mean: float | None = None  # its mean reward as stored (else its rows'), if finite
 
 
-def _simple(column: str) -> str:
-    """SQL: `column` is JSON text of a flat array without strings (counted by commas)."""
-    return (
-        f"(typeof({column}) = 'text' AND substr({column}, 1, 1) = '['"
-        f" AND substr({column}, -1) = ']' AND instr({column}, '\"') = 0"
-        f" AND instr({column}, '{{') = 0 AND instr(substr({column}, 2), '[') = 0)"
-    )
-
-
 def _count(column: str) -> str:
-    """SQL: the number of items of a simple array in `column` (NULL: ask Python; 0: none)."""
+    """SQL: the items of the JSON array in `column` (0: none, or no array; -1: ask Python)."""
     return (
-        f"CASE WHEN {column} IS NULL THEN 0 WHEN {_simple(column)} THEN"
-        f" CASE WHEN instr({column}, ',') > 0"
-        f" THEN length({column}) - length(replace({column}, ',', '')) + 1"
-        f" WHEN trim({column}, '[] ' || char(9, 10, 13)) = '' THEN 0 ELSE 1 END END"
+        f"CASE WHEN {column} IS NULL THEN 0"
+        f" WHEN json_valid({column}) THEN json_array_length({column}) ELSE -1 END"
     )
 
 
-def _raw(column: str) -> str:
-    """SQL: the column's value where SQL could not count it, else NULL."""
-    return f"CASE WHEN {column} IS NOT NULL AND NOT {_simple(column)} THEN {column} END"
-
-
+# Each trajectory's output length in tokens: its token list's items, else its logprobs' (each
+# counted once: NULLIF/COALESCE evaluate an argument once); -1 where SQLite's JSON cannot tell
+# (NaN in a 0.2.x list, a blob): Python reads those two columns as `load_run` does.
 # Logprobs in a page are rounded to 3 decimals: about 0.6 of their stored JSON.
 _FROM_ROWS = f"""
 SELECT r.id, r.gt_lat, r.gt_lon, t.rollout_id, t.reward,
        CASE WHEN instr(t.extras, '"reward"') > 0 THEN t.extras END,
-       {_count("t.output_tokens")}, {_raw("t.output_tokens")},
-       {_count("t.logprobs")}, {_raw("t.logprobs")},
+       COALESCE(NULLIF({_count("t.output_tokens")}, 0), {_count("t.logprobs")}), t.id,
        CASE typeof(t.output_text) WHEN 'text' THEN length(t.output_text) WHEN 'null' THEN 0 END,
        CASE WHEN typeof(t.output_text) NOT IN ('text', 'null') THEN t.output_text END,
        COALESCE(length(r.prompt_text), 0) + COALESCE(length(r.extras), 0),
@@ -110,7 +94,7 @@ def step_figures(conn: sqlite3.Connection, key: str | bytes, step: int) -> list[
     for start in range(0, len(missing), 500):  # well under SQLite's bound variables
         ids = missing[start : start + 500]
         query = _FROM_ROWS.replace("{ids}", ", ".join("?" * len(ids)))
-        for figures in _from_rows(conn.execute(query, (*ids, key))):
+        for figures in _from_rows(conn, conn.execute(query, (*ids, key))):
             out[figures.key] = figures
     return [
         dataclasses.replace(f, prompt=history[rid][0], mean=history[rid][1])
@@ -137,7 +121,7 @@ def _stored(rid: int, geo: bool, stored: Any) -> GroupFigures | None:
     return GroupFigures(rid, rewards, lengths, figures.get("t") is True, geo, chars)
 
 
-def _from_rows(rows: Iterable[tuple]) -> Iterator[GroupFigures]:
+def _from_rows(conn: sqlite3.Connection, rows: Iterable[tuple]) -> Iterator[GroupFigures]:
     """Groups' figures from `_FROM_ROWS`'s rows (a group's rows one after another)."""
     current: int | None = None
     rewards: list[float] = []
@@ -149,20 +133,18 @@ def _from_rows(rows: Iterable[tuple]) -> Iterator[GroupFigures]:
         if rid != current:
             if current is not None:
                 yield GroupFigures(current, rewards, lengths, tokens, geo, size)
-            current, rewards, lengths, tokens, size = rid, [], [], False, 40 + row[12]
+            current, rewards, lengths, tokens, size = rid, [], [], False, 40 + row[10]
             geo = finite_number(row[1]) is not None and finite_number(row[2]) is not None
         if row[3] is None:  # a group without trajectories
             continue
         rewards.append(_reward(row[4], row[5]))
-        n = _items(row[6], row[7])
-        if not n:
-            n = _items(row[8], row[9])
+        n = row[6] if row[6] != -1 else _token_count(conn, row[7])
         if n:
             tokens = True
             lengths.append(n)
         else:
-            lengths.append(row[10] if row[10] is not None else _text_length(row[11]))
-        size += row[13]
+            lengths.append(row[8] if row[8] is not None else _text_length(row[9]))
+        size += row[11]
     if current is not None:
         yield GroupFigures(current, rewards, lengths, tokens, geo, size)
 
@@ -185,12 +167,16 @@ def _reward(reward: Any, extras: Any) -> Any:
     return reward
 
 
-def _items(counted: int | None, raw: Any) -> int:
-    """Items of a token list: counted in SQL, else read as `load_run` reads it (0: no list)."""
-    if counted is not None:
-        return counted
-    value = _json(raw)
-    return len(value) if isinstance(value, list) else 0
+def _token_count(conn: sqlite3.Connection, trajectory_id: int) -> int:
+    """A trajectory's tokens from its rows, read as `load_run` reads them (0: no list)."""
+    row = conn.execute(
+        "SELECT output_tokens, logprobs FROM trajectories WHERE id = ?", (trajectory_id,)
+    ).fetchone()
+    for raw in row or ():
+        value = _json(raw)
+        if isinstance(value, list) and value:
+            return len(value)
+    return 0
 
 
 def _text_length(value: Any) -> int:
