@@ -29,8 +29,9 @@ written anyway); the script says how fast that read went.
 Today's code is HEAD as committed (git archive, like the old code), so that work in progress in
 the checkout does not change it mid-run; `--now checkout` measures the files as they are.
 
-The full run writes ~22 GB (the 1M run is 8.5 GB, and a copy of it) and takes ~15 min on the
-2-core machine; `--quick` (5k/10k trajectories, 20 runs) under a minute.
+The full run takes ~16 min on the 2-core machine and holds up to ~18 GB at once in a temporary
+folder (the 1M run is 8.5 GB, and a copy of it; each size is deleted once measured, `--keep`
+keeps all, ~22 GB); `--quick` (5k/10k trajectories, 20 runs) about a minute.
 """
 
 from __future__ import annotations
