@@ -40,7 +40,7 @@ from tviz.render.rollouts import (
 from tviz.store import RunData, RunNotFound, RunSummary, Store, StoreError
 from tviz.store.many import CONFLICT, StoreSet
 from tviz.store.metrics import MetricsCache
-from tviz.store.prompts import history_of
+from tviz.store.prompts import History
 
 # Steps whose first group is encoded before anything is planned: the estimates of what the
 # other groups take in a page are made from their bytes per character.
@@ -67,6 +67,7 @@ class BuildReport:
 @dataclass
 class _RunCache:
     chunks: dict[int, StepChunk] = field(default_factory=dict)
+    history: History = field(default_factory=History)
 
 
 class SiteBuilder:
@@ -238,7 +239,7 @@ class SiteBuilder:
                 run_id, rollout_steps=(), summary=run, metrics=self._metrics_of(run_id)
             )
             chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
-            history = history_of((c.step, c.prompts) for c in chunks)
+            history = cache.history.of([(c.step, c.fingerprint, c.prompts) for c in chunks])
             base_dir = self.db_path.parent
 
             def grow(keep: int, some: list[StepChunk] | None = None) -> None:

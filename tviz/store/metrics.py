@@ -21,13 +21,12 @@ from tviz.names import LEGACY_COLUMNS
 from tviz.store.cells import _json_dict, _text
 from tviz.store.data import _NONFINITE, Series
 
-# A name's fingerprint: rows, the last whole step, the rows whose step is not whole, sums of
-# values, of |values| and of values x steps, texts and their lengths.
+# A name's fingerprint: rows, the last step (text or a fraction there: read whole), sums of
+# values and of values x steps, texts and their lengths. Plain aggregates: ~60 ms for 400,000
+# values, where a fresh read of them takes ~300 ms.
 _FINGERPRINTS = """
-SELECT name, count(*), max(CASE WHEN typeof(step) = 'integer' THEN step END),
-       sum(typeof(step) != 'integer'), total(value), total(abs(value)),
-       total(value * CASE WHEN typeof(step) = 'integer' THEN step ELSE 0 END),
-       count(text), total(length(text))
+SELECT name, count(*), max(step), total(value), total(value * step), count(text),
+       total(length(text))
 FROM metrics WHERE run_id = CAST(? AS TEXT) GROUP BY name
 """
 
@@ -111,7 +110,7 @@ def _read_name(
 ) -> _Name:
     """`name`'s values: what `old` had plus the steps past its last, if that adds up to the
     fingerprint; else every row of the name."""
-    if old is not None and old.last is not None and not fingerprint[2] and not old.fingerprint[2]:
+    if old is not None and type(fingerprint[1]) is int and type(old.fingerprint[1]) is int:
         grown = _Name(fingerprint, old.steps, old.values, old.texts, old.dropped, old.last)
         tail = conn.execute(
             "SELECT step, value, text FROM metrics WHERE run_id = CAST(? AS TEXT) AND name = ?"
@@ -153,24 +152,22 @@ def _add(read: _Name, rows: Any) -> None:
 
 def _adds_up(before: tuple, tail: list[tuple], now: tuple) -> bool:
     """Whether the rows before plus `tail` make the fingerprint `now` (nothing else changed)."""
-    count, last, odd, total, size, weighted, n_text, text_len = before
+    count, last, total, weighted, n_text, text_len = before
     values = [v for _, v, _ in tail if v is not None]
     texts = [t for _, _, t in tail if t is not None]
     ints = (
         count + len(tail),
         max([last, *(s for s, _, _ in tail)]) if tail else last,
-        odd,
         n_text + len(texts),
         text_len + sum(len(t) if isinstance(t, (str, bytes)) else len(str(t)) for t in texts),
     )
-    if ints != (now[0], now[1], now[2], now[6], now[7]):
+    if ints != (now[0], now[1], now[4], now[5]):
         return False
-    sums = (total + sum(values), size + sum(map(abs, values)))
-    sums += (weighted + sum(s * v for s, v, _ in tail if v is not None),)
-    scale = now[4] + 1.0
+    sums = (total + sum(values), weighted + sum(s * v for s, v, _ in tail if v is not None))
+    scale = 1e-9 * (abs(now[2]) + abs(now[3]) + now[0] + 1.0)
     return all(
-        math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-9 * scale)
-        for a, b in zip(sums, (now[3], now[4], now[5]), strict=True)
+        math.isclose(a, b, rel_tol=1e-9, abs_tol=scale)
+        for a, b in zip(sums, (now[2], now[3]), strict=True)
     )
 
 
