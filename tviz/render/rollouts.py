@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tviz.render.embed import PrefixGzip, dumps
-from tviz.render.group_json import group_json, token_count
+from tviz.render.group_json import _text, group_json, token_count
 from tviz.render.table import PrefixDeflate, group_line
 from tviz.store import GroupFigures, Rollout
 from tviz.values import finite_number
@@ -279,14 +279,6 @@ def encode_steps(
     }
 
 
-def _text(value: Any) -> str | None:
-    if value is None or isinstance(value, str):
-        return value
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value) if isinstance(value, (int, float)) else None
-
-
 def _priority(summaries: list[tuple[float, float, bool]]) -> list[int]:
     """Which groups a sample keeps first: best, worst, mixed (widest spread first), the rest."""
     if not summaries:
@@ -375,9 +367,7 @@ def plan_sample(
 def estimate_keep(chunks: list[StepChunk], available: int) -> int:
     """A guess of how many groups a step can keep within `available` bytes, from the groups'
     sizes and the bytes per character of the groups encoded so far (1 if none is)."""
-    sample = [c for c in chunks if c.ready]
-    chars = sum(c.chars(c.ready) for c in sample)
-    ratio = sum(c.cost(c.ready) for c in sample) / chars if chars else 1.0
+    ratio = _per_char(chunks, StepChunk.cost)
     top = max((c.n_groups for c in chunks), default=0)
     lo, hi = 0, top
     while lo < hi:
@@ -395,9 +385,14 @@ def full_cost(chunks: list[StepChunk]) -> tuple[int, int]:
     if all(c.ready == c.n_groups for c in chunks):
         sizes = [(c.cost(c.n_groups), c.size(c.n_groups)) for c in chunks]
         return sum(a for a, _ in sizes), sum(b for _, b in sizes)
-    sample = [c for c in chunks if c.ready]
-    chars = sum(c.chars(c.ready) for c in sample) or 1
     everything = sum(c.chars(c.n_groups) for c in chunks)
-    with_table = sum(c.cost(c.ready) for c in sample) / chars if sample else 1.0
-    without = sum(c.size(c.ready) for c in sample) / chars if sample else 1.0
+    with_table = _per_char(chunks, StepChunk.cost)
+    without = _per_char(chunks, StepChunk.size)
     return int(with_table * everything), int(without * everything)
+
+
+def _per_char(chunks: list[StepChunk], cost: Callable[[StepChunk, int], int]) -> float:
+    """Bytes in a page per estimated character, over the groups encoded so far (1: none)."""
+    sample = [c for c in chunks if c.ready]
+    chars = sum(c.chars(c.ready) for c in sample)
+    return sum(cost(c, c.ready) for c in sample) / chars if chars else 1.0

@@ -175,23 +175,29 @@ def _legacy_metrics(
     conn: sqlite3.Connection, key: str | bytes, have: set[int]
 ) -> dict[str, dict[int, float | str]]:
     """Values of steps a tviz 0.2.x logger wrote into this file after its upgrade, which
-    `metrics` does not hold (no value at that step in `have`): they live only in the 0.2.x
-    columns and `extras`, under the names the migration gives them."""
-    out: dict[str, dict[int, float | str]] = {}
+    `metrics` does not hold (no value at that step in `have`)."""
     steps = conn.execute(  # the run's index alone: a run's steps rows are its metrics again
         "SELECT step FROM steps WHERE run_id = CAST(? AS TEXT) AND typeof(step) = 'integer'",
         (key,),
     )
-    missing = [step for (step,) in steps if step not in have]
-    rows: list[tuple] = []
-    for start in range(0, len(missing), 500):  # well under SQLite's bound variables
-        part = missing[start : start + 500]
-        rows += conn.execute(
-            f"SELECT step, extras, {', '.join(LEGACY_COLUMNS)} FROM steps"
-            f" WHERE run_id = CAST(? AS TEXT) AND step IN ({', '.join('?' * len(part))})",
-            (key, *part),
-        ).fetchall()
-    for step, extras, *values in sorted(rows, key=lambda row: row[0]):
+    return legacy_cells(conn, key, [step for (step,) in steps if step not in have])
+
+
+def legacy_cells(
+    conn: sqlite3.Connection, key: str | bytes, steps: list[int]
+) -> dict[str, dict[int, float | str]]:
+    """Name -> step -> value of these steps' 0.2.x columns and `extras`: where a 0.2.x logger
+    kept them, under the names the migration gives them (a number, or text)."""
+    out: dict[str, dict[int, float | str]] = {}
+    if not steps:
+        return out
+    rows = conn.execute(
+        f"SELECT step, extras, {', '.join(LEGACY_COLUMNS)} FROM steps"
+        " WHERE run_id = CAST(?1 AS TEXT) AND typeof(step) = 'integer'"
+        " AND step IN (SELECT value FROM json_each(?2))",
+        (key, "[" + ",".join(map(str, steps)) + "]"),
+    )
+    for step, extras, *values in rows:
         for column, value in zip(LEGACY_COLUMNS, values, strict=True):
             if isinstance(value, (int, float)):
                 out.setdefault(column, {})[step] = float(value)

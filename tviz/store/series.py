@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from tviz import catalog
-from tviz.names import LEGACY_COLUMNS
-from tviz.store.cells import _json_dict, _text
+from tviz.store.cells import _text
 from tviz.store.data import _NONFINITE, Series
+from tviz.store.metrics import legacy_cells
 
 # The roles the index page draws for every run, in the order its metric picker offers them.
 HEADLINE_ROLES: tuple[str, ...] = ("reward", "kl", "entropy", "output_length")
@@ -121,25 +121,10 @@ def _legacy_values(
 ) -> dict[str, dict[int, float]]:
     """Name -> step -> value of the 0.2.x columns and `extras` of these steps' rows (numbers
     only, read as `read_metrics` reads them)."""
-    numeric: dict[str, dict[int, float]] = {}
-    if not steps:
-        return numeric
-    rows = conn.execute(
-        f"SELECT step, extras, {', '.join(LEGACY_COLUMNS)} FROM steps"
-        " WHERE run_id = CAST(?1 AS TEXT) AND typeof(step) = 'integer'"
-        " AND step IN (SELECT value FROM json_each(?2))",
-        (key, "[" + ",".join(map(str, steps)) + "]"),
-    )
-    for step, extras, *values in rows:
-        for column, value in zip(LEGACY_COLUMNS, values, strict=True):
-            if isinstance(value, (int, float)):
-                numeric.setdefault(column, {})[step] = float(value)
-        for name, value in _json_dict(extras).items():
-            if isinstance(value, (int, float)) and not isinstance(value, bool):
-                try:
-                    numeric.setdefault(name, {})[step] = float(value)
-                except OverflowError:  # a JSON integer past a double's range: text
-                    pass
+    numeric = {
+        name: {step: v for step, v in by_step.items() if isinstance(v, float)}
+        for name, by_step in legacy_cells(conn, key, steps).items()
+    }
     return {name: by_step for name, by_step in numeric.items() if by_step}
 
 
