@@ -196,10 +196,11 @@ def write_rollouts(
         rewards = [_reward(t) for t in trajectories]
         finite = [r for r in rewards if math.isfinite(r)]
         extras = {k: jsonable(v) for k, v in rollout.items() if k not in ROLLOUT_KEYS}
-        rows = [
-            _trajectory_row(idx, traj, reward)
-            for idx, (traj, reward) in enumerate(zip(trajectories, rewards, strict=True))
-        ]
+        rows, tokens = [], []
+        for idx, (traj, reward) in enumerate(zip(trajectories, rewards, strict=True)):
+            row, n_tokens = _trajectory_row(idx, traj, reward)
+            rows.append(row)
+            tokens.append(n_tokens)
         fields = {k: plain_scalar(rollout.get(k)) for k in _ROLLOUT_FIELDS}
         if fields["group_idx"] is None:
             fields["group_idx"] = group_idx
@@ -223,7 +224,7 @@ def write_rollouts(
                 json_text(extras) if extras else None,
                 clean_text(plain_scalar(rollout.get("eval_name"))) or None,
                 rank,
-                _figures(rollout, trajectories, rewards, rows),
+                _figures(rollout, tokens, rewards, rows),
             ),
         )
         rollout_id = cursor.lastrowid
@@ -235,7 +236,7 @@ def write_rollouts(
         )
 
 
-def _figures(rollout: Mapping[str, Any], trajectories: list, rewards: list, rows: list) -> str:
+def _figures(rollout: Mapping[str, Any], tokens: list[int], rewards: list, rows: list) -> str:
     """The group's figures (`rollouts.figures`, schema v5) as a reader would count them from
     its rows, in the order it reads the trajectories (by index, then as written): each reward
     (null: not finite), each output length (tokens where a token list or logprobs are logged,
@@ -243,15 +244,12 @@ def _figures(rollout: Mapping[str, Any], trajectories: list, rewards: list, rows
     in a page. A page's charts then count every trajectory without reading one."""
     order = sorted(range(len(rows)), key=lambda i: (rows[i][0], i))
     lengths: list[int] = []
-    tokens = False
     for i in order:
-        n = _items(trajectories[i], "output_tokens") or _items(trajectories[i], "logprobs")
-        tokens = tokens or bool(n)
-        lengths.append(n or len(rows[i][2] or ""))
+        lengths.append(tokens[i] or len(rows[i][2] or ""))
     chars = 40 + len(clean_text(rollout.get("prompt_text")) or "")
     for row in rows:  # text, logprobs, step rewards, turns, extras
         chars += trajectory_chars(row[2], row[4], row[8], row[9], row[10])
-    return figures_json([rewards[i] for i in order], lengths, tokens, chars)
+    return figures_json([rewards[i] for i in order], lengths, any(tokens), chars)
 
 
 def trajectory_chars(text: str | None, logprobs: str | None, *others: str | None) -> int:
@@ -269,15 +267,6 @@ def figures_json(rewards: list[float], lengths: list[int], tokens: bool, chars: 
     return json.dumps(figures, separators=(",", ":"))
 
 
-def _items(traj: Mapping[str, Any], key: str) -> int:
-    """Items of a list field as the column will hold it (0: none, or no list)."""
-    value = traj.get(key)
-    tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        value = tolist()
-    return len(value) if isinstance(value, (list, tuple)) else 0
-
-
 def _reward(traj: Mapping[str, Any]) -> float:
     value = plain_scalar(traj.get("reward"))
     if value is None:
@@ -285,20 +274,23 @@ def _reward(traj: Mapping[str, Any]) -> float:
     return float(value)
 
 
-def _trajectory_row(idx: int, traj: dict, reward: float) -> tuple:
-    """A trajectories row but its rollout_id (not known until the group's row is written)."""
+def _trajectory_row(idx: int, traj: dict, reward: float) -> tuple[tuple, int]:
+    """A trajectories row but its rollout_id (not known until the group's row is written), and
+    its output's tokens as a reader counts them: its token list's items, else its logprobs'."""
     extras = {k: jsonable(v) for k, v in traj.items() if k not in TRAJECTORY_KEYS}
     if not math.isfinite(reward):
         # The 0.2.x column is NOT NULL and NaN would bind as NULL: keep the truth in extras.
         extras["reward"] = nonfinite_text(reward)
         reward = 0.0 if math.isnan(reward) else reward
     index = plain_scalar(traj.get("trajectory_idx"))
-    return (
+    tokens, logprobs = _as_list(traj.get("output_tokens")), _as_list(traj.get("logprobs"))
+    counted = (len(v) for v in (tokens, logprobs) if isinstance(v, (list, tuple)) and v)
+    row = (
         int(index) if index is not None else idx,
         reward,
         clean_text(traj.get("output_text")),
-        _list_field(traj, "output_tokens", extras),
-        _list_field(traj, "logprobs", extras),
+        _list_column(tokens, "output_tokens", extras),
+        _list_column(logprobs, "logprobs", extras),
         finite_number(traj.get("pred_lat")),
         finite_number(traj.get("pred_lon")),
         finite_number(traj.get("distance_km")),
@@ -306,6 +298,7 @@ def _trajectory_row(idx: int, traj: dict, reward: float) -> tuple:
         _list_field(traj, "turns", extras),
         json_text(extras) if extras else None,
     )
+    return row, next(counted, 0)
 
 
 def _list_field(fields: Mapping[str, Any], key: str, extras: dict[str, Any]) -> str | None:
@@ -313,10 +306,17 @@ def _list_field(fields: Mapping[str, Any], key: str, extras: dict[str, Any]) -> 
 
     As in 0.2.x, an empty or missing list is stored as NULL.
     """
-    value = fields.get(key)
+    return _list_column(_as_list(fields.get(key)), key, extras)
+
+
+def _as_list(value: Any) -> Any:
+    """A numpy array or tensor as a list (read once); anything else as it is."""
     tolist = getattr(value, "tolist", None)
-    if callable(tolist):
-        value = tolist()
+    return tolist() if callable(tolist) else value
+
+
+def _list_column(value: Any, key: str, extras: dict[str, Any]) -> str | None:
+    """`_list_field` of a value already read (`_as_list`)."""
     if value is None or isinstance(value, (list, tuple)):
         return json_text(value) if value else None
     extras[key] = jsonable(value)

@@ -94,10 +94,7 @@ class StepChunk:
 
     def cost(self, keep: int) -> int:
         """Bytes the first `keep` groups take in the page: their rollouts and table rows."""
-        k = min(keep, len(self.keys))
-        if k >= len(self._costs):
-            raise NotEncoded(f"step {self.step}: {k} groups asked, {self.ready} encoded")
-        return self._costs[k]
+        return self._costs[self._kept(keep)]
 
     def encoded(self, keep: int) -> str:
         """The first `keep` groups by priority, gzip + base64."""
@@ -264,19 +261,6 @@ def encode_step(
     chunk.encode([rollouts[i] for i in chunk.keys], base_dir)
     chunk.release()
     return chunk
-
-
-def encode_steps(
-    rollouts: Iterable[Rollout], fingerprints: dict[int, tuple[int, int]], base_dir: Path | None
-) -> dict[int, StepChunk]:
-    """Whole StepChunks for the steps these rollouts belong to."""
-    by_step: dict[int, list[Rollout]] = {}
-    for rollout in rollouts:
-        by_step.setdefault(rollout.step, []).append(rollout)
-    return {
-        step: encode_step(step, groups, fingerprints.get(step, (0, 0)), base_dir)
-        for step, groups in by_step.items()
-    }
 
 
 def _priority(summaries: list[tuple[float, float, bool]]) -> list[int]:

@@ -235,9 +235,12 @@ class SiteBuilder:
                 if cached is None or cached.fingerprint != fingerprint:
                     groups = store.step_figures(run_id, step)
                     cache.chunks[step] = figure_step(step, groups, fingerprint)
-            data = store.load_run(
-                run_id, rollout_steps=(), summary=run, metrics=self._metrics_of(run_id)
-            )
+            if isinstance(store, Store):  # its row as listed, its metrics as read last time
+                data = store.load_run(
+                    run_id, rollout_steps=(), summary=run, metrics=self._metrics_of(run_id)
+                )
+            else:  # several files: each file's row and metrics, merged
+                data = store.load_run(run_id, rollout_steps=())
             chunks = [cache.chunks[s] for s in sorted(cache.chunks)]
             history = cache.history.of([(c.step, c.fingerprint, c.prompts) for c in chunks])
             base_dir = self.db_path.parent

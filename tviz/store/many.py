@@ -33,7 +33,6 @@ from tviz.store.data import (
     find_run_in,
 )
 from tviz.store.figures import GroupFigures
-from tviz.store.metrics import MetricsCache
 from tviz.store.reader import Store
 from tviz.store.series import HEADLINE_ROLES, merge_headlines
 
@@ -167,8 +166,9 @@ class StoreSet:
     def step_figures(self, run_id: str, step: int) -> list[GroupFigures]:
         """Every file's groups at `step` (files in order), keyed by (file, rollout id)."""
         out: list[GroupFigures] = []
+        holding = self._holding(run_id)
         for i, store in enumerate(self.stores):
-            if store in self._holding(run_id):
+            if store in holding:
                 for g in store.step_figures(run_id, step):
                     out.append(dataclasses.replace(g, key=(i, g.key)))
         return out
@@ -220,11 +220,8 @@ class StoreSet:
         *,
         rollout_steps: Iterable[int] | None = None,
         evals: bool = True,
-        summary: RunSummary | None = None,
-        metrics: MetricsCache | None = None,
     ) -> RunData:
-        """The run from every file holding it, merged (see the module's docstring).
-        `summary` and `metrics` are not used: each file's row and metrics are read whole."""
+        """The run from every file holding it, merged (see the module's docstring)."""
         holding = self._holding(run_id)
         if not holding:
             raise RunNotFound(f"no run with id {run_id!r} in {self.name}")

@@ -82,7 +82,6 @@ class FileWatcher:
         log: Callable[[str], None],
     ) -> None:
         self.db_paths = db_paths(db_path)
-        self.db_path = self.db_paths[0]
         self.wake = wake
         self.stop = stop
         self.log = log
